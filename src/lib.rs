@@ -1,0 +1,7 @@
+//! peftc: a declarative experiment-spec compiler for parameter-efficient fine-tuning.
+
+pub mod atomic;
+pub mod hook;
+pub mod metrics;
+pub mod target;
+pub mod weights;

@@ -1,0 +1,84 @@
+//! The loader-independent form of a pretrained model: its resolved
+//! configuration and its tensors as f32, under HF (transformers) names.
+//!
+//! Every loader (GGUF, HF safetensors directory) produces a [`LoadedModel`];
+//! the Burn model is built from one. Tensor layout follows HF/PyTorch:
+//! a linear's `weight` is `[out, in]` (the Burn model transposes to `[in, out]`).
+//! Q and K projection weights are in HF's rotate-half order (GGUF's llama
+//! permutation is undone by the GGUF loader).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Llama-family decoder configuration, resolved once from GGUF metadata or
+/// an HF `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Architecture name as the source states it (e.g. "llama").
+    pub architecture: String,
+    pub vocab_size: usize,
+    /// Model width `d`.
+    pub hidden_size: usize,
+    /// MLP inner width.
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    /// Per-head width (usually hidden_size / num_heads).
+    pub head_dim: usize,
+    pub rope_theta: f64,
+    pub rms_norm_eps: f64,
+    pub max_position_embeddings: usize,
+    /// Output head shares the token embedding.
+    pub tie_word_embeddings: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: u32,
+}
+
+/// One dense tensor in f32, row-major, with its shape (outermost first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorData {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl TensorData {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Tensors by HF name, e.g. `model.embed_tokens.weight`,
+/// `model.layers.{i}.self_attn.{q,k,v,o}_proj.weight`,
+/// `model.layers.{i}.mlp.{gate,up,down}_proj.weight`,
+/// `model.layers.{i}.input_layernorm.weight`,
+/// `model.layers.{i}.post_attention_layernorm.weight`, `model.norm.weight`,
+/// and `lm_head.weight` when embeddings are untied.
+pub type TensorStore = BTreeMap<String, TensorData>;
+
+/// Tokenizer material carried by a model file, enough to build an HF
+/// `tokenizers::Tokenizer` (byte-level BPE for the GGUF `gpt2` model).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenizerSource {
+    /// A serialized HF `tokenizer.json`.
+    Json(String),
+    /// The vocabulary and merges embedded in a GGUF file.
+    GgufBpe {
+        model: String,
+        pre: Option<String>,
+        tokens: Vec<String>,
+        merges: Vec<String>,
+        token_types: Vec<i32>,
+        bos_id: Option<u32>,
+        eos_id: Option<u32>,
+    },
+}
+
+/// A pretrained model, loaded and dequantized.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    pub config: ModelConfig,
+    pub tensors: TensorStore,
+    pub tokenizer: Option<TokenizerSource>,
+}
