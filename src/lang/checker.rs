@@ -55,6 +55,8 @@ struct TensorInfo {
 }
 
 struct Scope<'a> {
+    /// Names whose declaration had an error: uses are silent (no cascade).
+    poisoned: &'a BTreeSet<String>,
     params: &'a BTreeMap<String, f64>,
     tensors: &'a BTreeMap<String, TensorInfo>,
     lets: &'a BTreeMap<String, Expr>,
@@ -253,6 +255,9 @@ impl Scope<'_> {
         if let Some(l) = self.lets.get(n) {
             self.used.borrow_mut().insert(n.to_string());
             return Some(mk(ExprKind::Let(n.into()), l.dims.clone(), l.depends_on_x, l.depends_on_trainable));
+        }
+        if self.poisoned.contains(n) {
+            return None;
         }
         let mut diag = Diagnostic::error(ErrorKind::UnknownName(n.into()), span).label("not declared in this scheme");
         if self.dim_names.contains(n) || n == TOKENS {
@@ -730,6 +735,7 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
     let mut decls: Vec<TensorDecl> = Vec::new();
     let mut init_spans: BTreeMap<String, Span> = BTreeMap::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut poisoned: BTreeSet<String> = BTreeSet::new();
 
     let check_name = |n: &Ident, what: &'static str, declared: &mut BTreeMap<String, Span>, d: &mut Vec<Diagnostic>| -> bool {
         if RESERVED.contains(&n.name.as_str()) {
@@ -849,7 +855,12 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
                     }
                 };
                 // Register the tensor before the init so errors can refer to it.
+                if !ok {
+                    poisoned.insert(t.name.name.clone());
+                    continue;
+                }
                 let scope = Scope {
+                    poisoned: &poisoned,
                     params: &params,
                     tensors: &BTreeMap::new(),
                     lets: &BTreeMap::new(),
@@ -901,6 +912,7 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
                     }
                 };
                 let Some((init, ispan)) = init else {
+                    poisoned.insert(t.name.name.clone());
                     continue;
                 };
                 // Validate expression inits.
@@ -968,6 +980,7 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
                     }
                 };
                 if !ok {
+                    poisoned.insert(t.name.name.clone());
                     continue;
                 }
                 let zero = match &init {
@@ -983,9 +996,12 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
                 if !check_name(&l.name, "let binding", &mut declared, d) {
                     continue;
                 }
-                let scope = Scope { params: &params, tensors: &tensors, lets: &lets, dim_names: &dim_names, used: Default::default() };
+                let scope = Scope { poisoned: &poisoned, params: &params, tensors: &tensors, lets: &lets, dim_names: &dim_names, used: Default::default() };
                 let e = scope.ty(&l.value, d);
                 used.extend(scope.used.into_inner());
+                if e.is_none() {
+                    poisoned.insert(l.name.name.clone());
+                }
                 if let Some(e) = e {
                     let constant = !e.depends_on_x && !e.depends_on_trainable;
                     lets.insert(l.name.name.clone(), e.clone());
@@ -1002,7 +1018,7 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
                     );
                     continue;
                 }
-                let scope = Scope { params: &params, tensors: &tensors, lets: &lets, dim_names: &dim_names, used: Default::default() };
+                let scope = Scope { poisoned: &poisoned, params: &params, tensors: &tensors, lets: &lets, dim_names: &dim_names, used: Default::default() };
                 let e = scope.ty(&o.value, d);
                 used.extend(scope.used.into_inner());
                 output = Some((o, e));

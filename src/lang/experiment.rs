@@ -138,15 +138,16 @@ fn model(e: &AstExpr, dir: &Path, override_shapes: Option<&ModelShapes>, d: &mut
             }
         },
     };
+    // Messages name the path as written, not the absolute one.
     let (src, read): (ModelSource, Result<ModelShapes, String>) = match func.name.as_str() {
         "gguf" => {
             let p = resolve_path(dir, s);
-            let r = preset::read_gguf_shapes(&p);
+            let r = preset::read_gguf_shapes(&p).map_err(|m| m.replace(&p.display().to_string(), s));
             (ModelSource::Gguf(p), r)
         }
         "hf" => {
             let p = resolve_path(dir, s);
-            let r = preset::read_hf_config(&p);
+            let r = preset::read_hf_config(&p).map_err(|m| m.replace(&p.display().to_string(), s));
             (ModelSource::Hf(p), r)
         }
         "preset" => match preset::preset(s) {

@@ -151,8 +151,10 @@ fn pratt() -> PrattParser<Rule> {
 
 impl Builder {
     fn span(&self, p: &Pair<Rule>) -> Span {
+        // Pairs may carry trailing whitespace/comments: cut them off.
         let s = p.as_span();
-        Span::new(self.file, s.start(), s.end())
+        let text = trim_trailing(p.as_str());
+        Span::new(self.file, s.start(), s.start() + text.len())
     }
 
     fn ident(&self, p: Pair<Rule>) -> Ident {
@@ -423,6 +425,23 @@ impl Builder {
             }
             _ => mk(AstExprKind::Num(0.0), span),
         }
+    }
+}
+
+/// Strip trailing whitespace and `//` comments.
+fn trim_trailing(mut s: &str) -> &str {
+    loop {
+        let t = s.trim_end();
+        // A trailing line comment: drop from its `//` if the last line has one
+        // outside a string (spec strings never contain `//` at line end here).
+        if let Some(nl) = t.rfind('\n') {
+            let last = &t[nl + 1..];
+            if last.trim_start().starts_with("//") {
+                s = &t[..nl];
+                continue;
+            }
+        }
+        return t;
     }
 }
 

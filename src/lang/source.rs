@@ -46,6 +46,23 @@ pub fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+/// Lexically clean a (possibly relative) path for display: `a/b/../c` → `a/c`.
+fn clean(p: &Path) -> PathBuf {
+    let mut out: Vec<std::path::Component> = Vec::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir
+                if matches!(out.last(), Some(std::path::Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
 /// Collect the `.peft` files under `p` (sorted), or `p` itself if it is a file.
 fn expand(p: &Path, out: &mut Vec<PathBuf>) -> bool {
     if p.is_dir() {
@@ -171,7 +188,7 @@ impl Sources {
         for it in &ast.items {
             if let Item::Import(imp) = it {
                 let target = dir.join(&imp.path);
-                let disp = disp_dir.join(&imp.path).display().to_string();
+                let disp = clean(&disp_dir.join(&imp.path)).display().to_string();
                 self.load_one(&target, disp, Some(imp.span), seen, stack);
             }
         }
