@@ -226,6 +226,13 @@ impl Scope<'_> {
         if let (Some(a), Some(b)) = (as_num(&l), as_num(&r)) {
             return num(fold_bin(op, a, b));
         }
+        // Multiplying or dividing by one changes nothing but the dims (which
+        // a scalar does not contribute).
+        match (op, as_num(&l), as_num(&r)) {
+            (BinOp::Mul, Some(1.0), _) => return r,
+            (BinOp::Mul | BinOp::Div | BinOp::Pow, _, Some(1.0)) => return l,
+            _ => {}
+        }
         let dims = if op == BinOp::Pow { l.dims.clone() } else { broadcast(&l.dims, &r.dims).unwrap_or_default() };
         let (x, t) = (l.depends_on_x || r.depends_on_x, l.depends_on_trainable || r.depends_on_trainable);
         mk(ExprKind::Binary { op, lhs: Box::new(l), rhs: Box::new(r) }, dims, x, t)

@@ -26,6 +26,7 @@ pub fn g(v: f64) -> String {
 
 fn prec(e: &Expr) -> u8 {
     match &e.kind {
+        ExprKind::MatMul { lhs, rhs, .. } if lhs.kind == ExprKind::Eye => prec(rhs),
         ExprKind::Binary { op: BinOp::Add | BinOp::Sub, .. } => 1,
         ExprKind::Binary { op: BinOp::Mul | BinOp::Div, .. } => 2,
         ExprKind::MatMul { .. } => 3,
@@ -67,6 +68,8 @@ pub fn fmt_expr(e: &Expr) -> String {
                 format!("{} {sym} {}", wrap(lhs, lmin), wrap(rhs, rmin))
             }
         },
+        // `I @ T` over `in` is `T` (its `in` rows become the rows of W').
+        ExprKind::MatMul { lhs, rhs, .. } if lhs.kind == ExprKind::Eye => fmt_expr(rhs),
         ExprKind::MatMul { lhs, rhs, .. } => format!("{} @ {}", wrap(lhs, 4), wrap(rhs, 4)),
         ExprKind::Reduce { func, arg, over, eps } => {
             let mut s = format!("{}({}", if *func == ReduceFn::Rms { "rms" } else { "norm" }, fmt_expr(arg));
