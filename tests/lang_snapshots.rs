@@ -101,7 +101,7 @@ fn good_specs_parse_trees() {
     insta::glob!("fixtures/lang/ok_*.peft", |path| {
         let text = std::fs::read_to_string(path).unwrap();
         let ast = lang::parser::parse_file(0, &text).expect("parses");
-        insta::assert_json_snapshot!(ast);
+        insta::assert_snapshot!(ast.sexpr());
     });
 }
 
@@ -143,4 +143,13 @@ fn check_specs_dir_is_clean() {
     let p = p.unwrap();
     let names: Vec<&str> = p.experiments.iter().map(|e| e.name.as_str()).collect();
     assert!(names.contains(&"quick") && names.contains(&"full"));
+}
+
+#[test]
+fn specs_parse_trees() {
+    for f in ["specs/schemes.peft", "specs/quick/quick.peft", "specs/full/full.peft"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
+        let ast = lang::parser::parse_file(0, &text).expect("parses");
+        insta::assert_snapshot!(format!("parse_{}", f.replace(['/', '.'], "_")), ast.sexpr());
+    }
 }

@@ -200,3 +200,143 @@ pub enum Item {
 pub struct AstFile {
     pub items: Vec<Item>,
 }
+
+fn num_str(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+impl AstExpr {
+    /// A compact S-expression, e.g. `(* (/ alpha r) (@ (@ x A) B))`.
+    pub fn sexpr(&self) -> String {
+        match &self.kind {
+            AstExprKind::Num(v) => num_str(*v),
+            AstExprKind::Str(s) => format!("{s:?}"),
+            AstExprKind::Ident(n) => n.clone(),
+            AstExprKind::List(v) => format!("[{}]", v.iter().map(AstExpr::sexpr).collect::<Vec<_>>().join(" ")),
+            AstExprKind::Call { func, args } => {
+                let mut s = format!("({}", func.name);
+                for a in args {
+                    s.push(' ');
+                    s.push_str(&a.sexpr());
+                }
+                s.push(')');
+                s
+            }
+            AstExprKind::Neg(a) => format!("(neg {})", a.sexpr()),
+            AstExprKind::Bin { op, lhs, rhs } => format!("({} {} {})", op.symbol(), lhs.sexpr(), rhs.sexpr()),
+        }
+    }
+}
+
+impl AstArg {
+    pub fn sexpr(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{}: {}", n.name, self.value.sexpr()),
+            None => self.value.sexpr(),
+        }
+    }
+}
+
+impl AstFile {
+    /// The parse tree as indented S-expressions (for snapshots and debugging).
+    pub fn sexpr(&self) -> String {
+        let mut out = String::new();
+        for it in &self.items {
+            match it {
+                Item::Import(i) => out.push_str(&format!("(import {:?})\n", i.path)),
+                Item::Scheme(s) => {
+                    out.push_str(&format!("(scheme {}\n", s.name.name));
+                    for p in &s.params {
+                        match &p.default {
+                            Some(d) => out.push_str(&format!("  (param {} {})\n", p.name.name, d.sexpr())),
+                            None => out.push_str(&format!("  (param {})\n", p.name.name)),
+                        }
+                    }
+                    for item in &s.items {
+                        match item {
+                            SchemeItem::Tensor(t) => {
+                                let dims: Vec<&str> = t.dims.iter().map(|d| d.name.as_str()).collect();
+                                let tying = match &t.tying {
+                                    AstTying::PerLayer => "per_layer".to_string(),
+                                    AstTying::Tied => "tied".to_string(),
+                                    AstTying::Partial(k) => format!("(partial {})", k.sexpr()),
+                                };
+                                let mut s = format!("  (tensor {} [{}] {tying}", t.name.name, dims.join(" "));
+                                if !t.across.is_empty() {
+                                    let groups: Vec<String> = t
+                                        .across
+                                        .iter()
+                                        .map(|g| format!("({})", g.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(" ")))
+                                        .collect();
+                                    s.push_str(&format!(" (across {})", groups.join(" ")));
+                                }
+                                match &t.init {
+                                    Some(AstInit::Expr(e)) => s.push_str(&format!(" (init {})", e.sexpr())),
+                                    Some(AstInit::BasisMix { basis, mix }) => {
+                                        s.push_str(&format!(" (init (basis {}) (mix {}))", basis.sexpr(), mix.sexpr()))
+                                    }
+                                    None => {}
+                                }
+                                if t.frozen {
+                                    s.push_str(" frozen");
+                                }
+                                out.push_str(&s);
+                                out.push_str(")\n");
+                            }
+                            SchemeItem::Let(l) => out.push_str(&format!("  (let {} {})\n", l.name.name, l.value.sexpr())),
+                            SchemeItem::Output(o) => {
+                                let k = if o.kind == OutputKind::Delta { "delta" } else { "y" };
+                                out.push_str(&format!("  ({k} {})\n", o.value.sexpr()));
+                            }
+                        }
+                    }
+                    out.push_str(")\n");
+                }
+                Item::Experiment(x) => {
+                    out.push_str(&format!("(experiment {}\n", x.name.name));
+                    for item in &x.items {
+                        match item {
+                            ExperimentItem::Setting(kv) => out.push_str(&format!("  (set {} {})\n", kv.key.name, kv.value.sexpr())),
+                            ExperimentItem::Targets(groups, _) => {
+                                let g: Vec<String> = groups
+                                    .iter()
+                                    .map(|g| {
+                                        let m: Vec<&str> = g.modules.iter().map(|i| i.name.as_str()).collect();
+                                        match g.layers {
+                                            Some((a, b, _)) => format!("([{}] {a}..{b})", m.join(" ")),
+                                            None => format!("([{}] all)", m.join(" ")),
+                                        }
+                                    })
+                                    .collect();
+                                out.push_str(&format!("  (targets {})\n", g.join(" ")));
+                            }
+                            ExperimentItem::Train(kvs, _) => {
+                                out.push_str("  (train");
+                                for kv in kvs {
+                                    out.push_str(&format!("\n    ({} {})", kv.key.name, kv.value.sexpr()));
+                                }
+                                out.push_str(")\n");
+                            }
+                            ExperimentItem::Run(r) => {
+                                let mut s = format!("  (run {}", r.scheme.name);
+                                for a in &r.args {
+                                    s.push_str(&format!(" ({})", a.sexpr()));
+                                }
+                                if let Some(al) = &r.alias {
+                                    s.push_str(&format!(" (as {})", al.name));
+                                }
+                                for kv in &r.overrides {
+                                    s.push_str(&format!(" (override {} {})", kv.key.name, kv.value.sexpr()));
+                                }
+                                out.push_str(&s);
+                                out.push_str(")\n");
+                            }
+                        }
+                    }
+                    out.push_str(")\n");
+                }
+            }
+        }
+        out
+    }
+}
