@@ -101,7 +101,7 @@ fn experiment_runs_sweep_with_stable_names() {
     let p = lang::load(&[PathBuf::from("specs/full/full.peft")]).unwrap_or_else(|d| panic!("{}", d.render(false)));
     let e = &p.experiments[0];
     let names: Vec<&str> = e.runs.iter().map(|r| r.name.as_str()).collect();
-    for n in ["lora_gamma-gamma=1", "lora_gamma-gamma=32", "lora_gamma-gamma=750", "peft_lora-r=8-alpha=16"] {
+    for n in ["lora_gamma-gamma=1", "lora_gamma-gamma=32", "lora_gamma-gamma=750", "peft_lora", "rslora"] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
     let r = e.runs.iter().find(|r| r.name == "lora_gamma-gamma=32").unwrap();
@@ -110,6 +110,9 @@ fn experiment_runs_sweep_with_stable_names() {
     assert!(matches!(&e.model, ModelSource::Gguf(p) if p.is_absolute() && p.ends_with("models/SmolLM2-135M-Instruct.Q4_1.gguf")));
     assert!(e.data.dir.is_absolute() && e.data.dir.ends_with("data/gsm8k"));
     assert_eq!(e.train.optimizer.weight_decay, 0.0);
+    let peft = e.runs.iter().find(|r| r.name == "peft_lora").unwrap();
+    assert_eq!((peft.train.optimizer.lr, peft.train.optimizer.kind), (1e-3, OptimizerKind::AdamW));
+    assert_eq!(peft.instance.trainable_params, 2_442_240);
     assert_eq!((e.train.epochs, e.train.batch, e.data.max_len), (3, 16, 512));
 }
 

@@ -1,8 +1,14 @@
 //! Parse + check arbitrary input: must never panic (errors are diagnostics).
 #![no_main]
+#![allow(dead_code)]
 
+#[path = "../../src/target.rs"]
+mod target;
+#[path = "../../src/lang/mod.rs"]
+mod lang;
+
+use lang::Options;
 use libfuzzer_sys::fuzz_target;
-use peftc::lang::{self, Options};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
