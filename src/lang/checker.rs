@@ -1143,7 +1143,7 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
 
     // Storage and parameter counts; FLOPs.
     let storage = super::params::storage(&decls, cx.targets, &params);
-    let trainable_params = storage.iter().filter(|s| s.trainable).map(|s| s.numel).sum();
+    let trainable_params = storage.iter().filter(|s| s.trainable).fold(0u64, |a, s| a.saturating_add(s.numel));
     let targets = tinst
         .into_iter()
         .zip(&size_sets)

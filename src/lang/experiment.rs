@@ -660,6 +660,10 @@ pub fn check(
         // Cartesian product.
         let mut combos: Vec<Vec<(f64, Span)>> = vec![vec![]];
         for (_, vals, _) in &axes {
+            if combos.len().saturating_mul(vals.len()) > 10_000 {
+                err(d, ErrorKind::TooComplex("a run expands to more than 10000 combinations".into()), r.span, "this run");
+                return None;
+            }
             let mut next = Vec::new();
             for c in &combos {
                 for v in vals {
@@ -669,10 +673,6 @@ pub fn check(
                 }
             }
             combos = next;
-            if combos.len() > 10_000 {
-                err(d, ErrorKind::TooComplex("a run expands to more than 10000 combinations".into()), r.span, "this run");
-                return None;
-            }
         }
         for combo in combos {
             let mut given = BTreeMap::new();

@@ -24,7 +24,7 @@ pub fn storage(decls: &[TensorDecl], targets: &[TargetSlot], params: &BTreeMap<S
                 .collect();
             let layers = slot.layers.len();
             let mut push = |part: StoragePart, shape: Vec<usize>| {
-                let numel = shape.iter().map(|&x| x as u64).product();
+                let numel = shape.iter().fold(1u64, |a, &x| a.saturating_mul(x as u64));
                 out.push(ParamStorage { tensor: t.name.clone(), part, targets: g.clone(), shape, numel, trainable: t.trainable });
             };
             match t.tying {

@@ -65,7 +65,14 @@ fn clean(p: &Path) -> PathBuf {
 
 /// Collect the `.peft` files under `p` (sorted), or `p` itself if it is a file.
 fn expand(p: &Path, out: &mut Vec<PathBuf>) -> bool {
+    expand_depth(p, out, 0)
+}
+
+fn expand_depth(p: &Path, out: &mut Vec<PathBuf>, depth: usize) -> bool {
     if p.is_dir() {
+        if depth > 32 {
+            return false; // a symlink loop, or absurdly deep
+        }
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(p) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
             Err(_) => return false,
@@ -74,7 +81,7 @@ fn expand(p: &Path, out: &mut Vec<PathBuf>) -> bool {
         let before = out.len();
         for e in entries {
             if e.is_dir() {
-                expand(&e, out);
+                expand_depth(&e, out, depth + 1);
             } else if e.extension().is_some_and(|x| x == "peft") {
                 out.push(e);
             }
