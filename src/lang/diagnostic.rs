@@ -20,6 +20,7 @@ pub enum ErrorKind {
     ImportCycle(String),
     TooComplex(String),
     NoSpecFiles(String),
+    CannotRead { path: String, reason: String },
     // --- E01xx: names ---
     Duplicate { what: &'static str, name: String },
     UnknownName(String),
@@ -79,6 +80,7 @@ impl ErrorKind {
             ImportCycle(_) => "E0003",
             TooComplex(_) => "E0004",
             NoSpecFiles(_) => "E0005",
+            CannotRead { .. } => "E0006",
             Duplicate { .. } => "E0101",
             UnknownName(_) => "E0102",
             UnknownScheme(_) => "E0103",
@@ -138,6 +140,7 @@ impl fmt::Display for ErrorKind {
             ImportCycle(p) => write!(f, "import cycle: `{p}` imports itself (directly or indirectly)"),
             TooComplex(m) => write!(f, "input too complex: {m}"),
             NoSpecFiles(p) => write!(f, "no `.peft` files found in `{p}`"),
+            CannotRead { path, reason } => write!(f, "cannot read `{path}`: {reason}"),
             Duplicate { what, name } => write!(f, "{what} `{name}` is defined more than once"),
             UnknownName(n) => write!(f, "unknown name `{n}`"),
             UnknownScheme(n) => write!(f, "unknown scheme `{n}`"),
@@ -313,7 +316,9 @@ fn clamp(span: Span, files: &[(String, String)]) -> Option<std::ops::Range<usize
 fn to_codespan(d: &Diagnostic, files: &[(String, String)]) -> CsDiagnostic<usize> {
     let sev = if d.is_error() { CsSeverity::Error } else { CsSeverity::Warning };
     let mut labels = Vec::new();
-    if let Some(r) = clamp(d.primary, files) {
+    // A file that could not be read has no text to point into.
+    let empty = files.get(d.primary.file).is_none_or(|f| f.1.is_empty());
+    if let Some(r) = clamp(d.primary, files).filter(|_| !empty) {
         labels.push(Label::primary(d.primary.file, r).with_message(d.primary_label.clone()));
     }
     for (s, m) in &d.secondary {

@@ -208,13 +208,12 @@ impl Sources {
             Some(s) => s,
             None => Span::new(self.add_text(display.to_string(), String::new()), 0, 0),
         };
-        let mut d = Diagnostic::error(
-            ErrorKind::ImportNotFound { path: display.to_string(), reason: reason.to_string() },
-            span,
-        );
-        if import_span.is_some() {
-            d = d.label("imported here");
-        }
+        let d = if import_span.is_some() {
+            Diagnostic::error(ErrorKind::ImportNotFound { path: display.to_string(), reason: reason.to_string() }, span)
+                .label("imported here")
+        } else {
+            Diagnostic::error(ErrorKind::CannotRead { path: display.to_string(), reason: reason.to_string() }, span)
+        };
         self.diags.push(d);
     }
 }
