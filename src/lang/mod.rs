@@ -131,3 +131,59 @@ fn check_sources(src: Sources, opts: &Options) -> (Option<Program>, Diagnostics)
     let program = Program { experiments: exps, schemes: instances, default_shapes };
     if diags.has_errors() { (None, diags) } else { (Some(program), diags) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_src(src: &str) -> (Option<Program>, Diagnostics) {
+        check_text("t.peft", src, &Options::default())
+    }
+
+    #[test]
+    fn matmul_binds_tighter_than_mul() {
+        let f = parser::parse_file(0, "scheme s(r = 2) { A : [in, r] per_layer init zeros delta = 2 * x @ A @ B * u }").unwrap();
+        let ast::Item::Scheme(s) = &f.items[0] else { panic!() };
+        let ast::SchemeItem::Output(o) = &s.items[1] else { panic!() };
+        assert_eq!(o.value.sexpr(), "(* (* 2 (@ (@ x A) B)) u)");
+    }
+
+    #[test]
+    fn named_dims_make_transposes_implicit() {
+        // A is stored [r, in]: `x @ A` still contracts `in`.
+        let (p, d) = check_src("scheme s(r = 4) { A : [r, in] per_layer init zeros  B : [r, out] per_layer init ones  delta = x @ A @ B }");
+        let p = p.unwrap_or_else(|| panic!("{}", d.render(false)));
+        let e = p.schemes[0].output.expr();
+        let ir::ExprKind::MatMul { lhs, contract, .. } = &e.kind else { panic!("{e:?}") };
+        assert_eq!(contract, "r");
+        assert_eq!(lhs.dims, vec!["tokens".to_string(), "r".to_string()]);
+    }
+
+    #[test]
+    fn every_error_is_collected_with_its_span() {
+        let src = "scheme s(r = 4) {\n  A : [in, q] per_layer init zeros\n  B : [r, out] per_layer init zeros\n  delta = foo * x @ B\n}";
+        let (p, d) = check_src(src);
+        assert!(p.is_none());
+        let codes: Vec<&str> = d.items.iter().map(|x| x.kind.code()).collect();
+        assert!(codes.contains(&"E0104") && codes.contains(&"E0102") && codes.contains(&"E0201"), "{codes:?}");
+        let unknown = d.items.iter().find(|x| x.kind.code() == "E0104").unwrap();
+        assert_eq!(&src[unknown.primary.start..unknown.primary.end], "q");
+    }
+
+    #[test]
+    fn nonlinear_output_is_not_mergeable() {
+        let (p, d) = check_src("scheme s(r = 4) { A : [in, r] per_layer init ones  B : [r, out] per_layer init zeros  delta = ((x @ A) * (x @ A)) @ B }");
+        let p = p.unwrap_or_else(|| panic!("{}", d.render(false)));
+        assert!(!p.schemes[0].mergeability.linear);
+        assert!(d.items.iter().any(|x| x.kind.code() == "W0103"));
+    }
+
+    #[test]
+    fn numbers_print_compactly() {
+        assert_eq!(explain::g(1.0 / 750.0), "0.00133333");
+        assert_eq!(explain::g(4.21875e10), "4.21875e10");
+        assert_eq!(explain::g(3.0 / 8f64.sqrt()), "1.06066");
+        assert_eq!(checker::fmt_num(32.0), "32");
+        assert_eq!(checker::fmt_num(0.001), "0.001");
+    }
+}
