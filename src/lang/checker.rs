@@ -768,6 +768,9 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
         match item {
             SchemeItem::Tensor(t) => {
                 if !check_name(&t.name, "tensor", &mut declared, d) {
+                    if RESERVED.contains(&t.name.name.as_str()) {
+                        poisoned.insert(t.name.name.clone());
+                    }
                     continue;
                 }
                 let mut ok = true;
@@ -1001,6 +1004,9 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
             }
             SchemeItem::Let(l) => {
                 if !check_name(&l.name, "let binding", &mut declared, d) {
+                    if RESERVED.contains(&l.name.name.as_str()) {
+                        poisoned.insert(l.name.name.clone());
+                    }
                     continue;
                 }
                 let scope = Scope { poisoned: &poisoned, params: &params, tensors: &tensors, lets: &lets, dim_names: &dim_names, used: Default::default() };
