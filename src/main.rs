@@ -33,6 +33,9 @@ enum Cmd {
         /// Model shapes: a preset (smollm2-135m, llama-3.1-8b, gemma-2b), a GGUF file or an HF directory.
         #[arg(long)]
         model: Option<String>,
+        /// Print the checked IR as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -41,7 +44,7 @@ fn main() -> ExitCode {
     let code = match cli.cmd {
         Cmd::Check { paths } => peftc::lang::cli::cmd_check(&paths),
         Cmd::Params { spec, model } => peftc::lang::cli::cmd_params(&spec, model.as_deref()),
-        Cmd::Explain { spec, model } => peftc::lang::cli::cmd_explain(&spec, model.as_deref()),
+        Cmd::Explain { spec, model, json } => peftc::lang::cli::cmd_explain(&spec, model.as_deref(), json),
     };
     ExitCode::from(code as u8)
 }

@@ -53,3 +53,14 @@ fn explain_on_another_preset_and_bad_model() {
     let (code, _, err) = peftc(&["check", "no/such/dir"]);
     assert_eq!(code, 1, "{err}");
 }
+
+#[test]
+fn explain_json_is_the_ir() {
+    let (code, out, err) = peftc(&["explain", "--json", "specs/quick/quick.peft"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    let runs = v["experiments"][0]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 5);
+    assert_eq!(runs[1]["name"], "tied_lora");
+    assert_eq!(runs[1]["instance"]["trainable_params"], 321_696);
+}

@@ -70,7 +70,12 @@ pub fn cmd_params(paths: &[PathBuf], model: Option<&str>) -> i32 {
     with_program(paths, model, params::report)
 }
 
-/// `peftc explain <spec> [--model M]`.
-pub fn cmd_explain(paths: &[PathBuf], model: Option<&str>) -> i32 {
-    with_program(paths, model, explain::report)
+/// `peftc explain <spec> [--model M] [--json]`; `--json` prints the whole
+/// checked IR ([`super::Program`]) as JSON.
+pub fn cmd_explain(paths: &[PathBuf], model: Option<&str>, json: bool) -> i32 {
+    if json {
+        with_program(paths, model, |p| serde_json::to_string_pretty(p).unwrap_or_default() + "\n")
+    } else {
+        with_program(paths, model, explain::report)
+    }
 }
