@@ -5,3 +5,7 @@ pub mod hook;
 pub mod metrics;
 pub mod target;
 pub mod weights;
+pub mod gguf;
+pub mod hf_dir;
+pub mod model_source;
+pub mod tokenizer;
