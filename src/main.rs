@@ -55,10 +55,17 @@ fn bench_load(model: &Path, repeat: usize) -> Result<()> {
         let loaded = load_model(model)?;
         let secs = start.elapsed().as_secs_f64();
         let params: usize = loaded.tensors.values().map(|t| t.numel()).sum();
+        let tok_start = Instant::now();
+        let tokenizer = match &loaded.tokenizer {
+            Some(_) => Some(peftc::tokenizer::Tokenizer::for_model(&loaded)?),
+            None => None,
+        };
+        let tok_secs = tok_start.elapsed().as_secs_f64();
         println!(
-            "  load {}: {secs:.3} s ({params} parameters, {} tensors)",
+            "  load {}: {secs:.3} s ({params} parameters, {} tensors); tokenizer {}: {tok_secs:.3} s",
             i + 1,
-            loaded.tensors.len()
+            loaded.tensors.len(),
+            if tokenizer.is_some() { "built" } else { "absent" }
         );
         times.push(secs);
     }

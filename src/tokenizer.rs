@@ -88,7 +88,8 @@ impl Tokenizer {
                 eos_id,
             } => {
                 let json = gguf_bpe_json(model, pre.as_deref(), tokens, merges, token_types)?;
-                let inner = parse_json(&json.to_string())?;
+                let inner: tokenizers::Tokenizer =
+                    serde_json::from_value(json).map_err(|e| anyhow!("building the GGUF tokenizer: {e}"))?;
                 Ok(Tokenizer {
                     inner,
                     bos_id: *bos_id,
