@@ -400,4 +400,29 @@ fn llama_config_errors_name_the_problem() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("blk.1.ffn_down.weight"), "{err}");
+
+    // The tokenizer may be smaller than the (padded) embedding, not larger.
+    let mut cfg = tiny_config(true);
+    cfg.vocab_size = 48;
+    let mut padded = tiny_model(cfg, 4);
+    padded.tokenizer = Some(tiny_bpe_source(None));
+    let loaded = loaded_from_gguf(
+        &GgufFile::from_bytes(gguf_writer_for(&padded, GgmlType::F32).to_bytes()).unwrap(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(loaded.config.vocab_size, 48);
+    let mut cfg = tiny_config(true);
+    cfg.vocab_size = 40;
+    let mut short = tiny_model(cfg, 4);
+    short.tokenizer = Some(tiny_bpe_source(None));
+    let err = loaded_from_gguf(
+        &GgufFile::from_bytes(gguf_writer_for(&short, GgmlType::F32).to_bytes()).unwrap(),
+        1,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("44 tokens") && err.to_string().contains("40 rows"),
+        "{err}"
+    );
 }

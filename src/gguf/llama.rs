@@ -180,14 +180,22 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
             name: "token_embd.weight".into(),
         })?;
     let embd_shape = embd.shape();
-    let vocab_size = match g.get("tokenizer.ggml.tokens").and_then(MetaValue::as_array) {
-        Some(tokens) => tokens.len(),
-        None if g.get(&key("vocab_size")).is_some() => usize_key("vocab_size")?,
-        None => embd_shape.first().copied().unwrap_or(0),
-    };
-    if embd_shape != [vocab_size, hidden_size] {
+    // The vocabulary is the embedding's row count (models may pad it past
+    // the tokenizer's token list, never the other way round).
+    if embd_shape.len() != 2 || embd_shape[1] != hidden_size {
         return Err(bad_config(format!(
-            "token_embd.weight has shape {embd_shape:?}, expected [vocab {vocab_size}, hidden {hidden_size}]"
+            "token_embd.weight has shape {embd_shape:?}, expected [vocab, hidden {hidden_size}]"
+        )));
+    }
+    let vocab_size = embd_shape[0];
+    if let Some(n_tokens) = g
+        .get("tokenizer.ggml.tokens")
+        .and_then(MetaValue::as_array)
+        .map(<[_]>::len)
+        && n_tokens > vocab_size
+    {
+        return Err(bad_config(format!(
+            "the tokenizer has {n_tokens} tokens but token_embd.weight only {vocab_size} rows"
         )));
     }
     let token_id = |k: &str| -> Result<Option<u32>> {
