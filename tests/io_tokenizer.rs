@@ -205,3 +205,26 @@ fn serialized_tokenizer_reloads_identically() {
     let text = "Question: Natalia sold clips to 48 of her friends in April.\nAnswer: 48/2 = <<48/2=24>>24";
     assert_eq!(again.encode(text).unwrap(), smollm2().encode(text).unwrap());
 }
+
+#[test]
+fn built_tokenizer_json_equals_the_transformers_one() {
+    // Every field — normalizer, pre-tokenizer, post-processor, decoder,
+    // added tokens, BPE options, vocabulary and merges — equals what
+    // transformers built from the same GGUF.
+    let mine: Value = serde_json::from_str(&smollm2().to_json().unwrap()).unwrap();
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(reference_file("smollm2-135m-tokenizer.json")).unwrap()).unwrap();
+    let (mine, reference) = (mine.as_object().unwrap(), reference.as_object().unwrap());
+    let keys = |o: &serde_json::Map<String, Value>| o.keys().cloned().collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(keys(mine), keys(reference));
+    for (k, v) in reference {
+        if k == "model" {
+            for (mk, mv) in v.as_object().unwrap() {
+                assert!(mine["model"][mk] == *mv, "model.{mk} differs");
+            }
+            assert_eq!(keys(mine["model"].as_object().unwrap()), keys(v.as_object().unwrap()));
+        } else {
+            assert_eq!(&mine[k], v, "{k} differs");
+        }
+    }
+}
