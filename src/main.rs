@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use peftc::model_source::{self, load_model};
+use peftc::tokenizer::Tokenizer;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,15 @@ enum Command {
         #[arg(long)]
         tensors: bool,
     },
+    /// Print the token ids of a text (no special tokens added), as the
+    /// model's tokenizer produces them.
+    Tokenize {
+        /// GGUF file or HF model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The text to tokenize.
+        text: String,
+    },
     /// Convert a model (GGUF or HF directory) to an HF directory
     /// (config.json, model.safetensors in f32, tokenizer.json).
     ToHf {
@@ -57,7 +67,7 @@ fn bench_load(model: &Path, repeat: usize) -> Result<()> {
         let params: usize = loaded.tensors.values().map(|t| t.numel()).sum();
         let tok_start = Instant::now();
         let tokenizer = match &loaded.tokenizer {
-            Some(_) => Some(peftc::tokenizer::Tokenizer::for_model(&loaded)?),
+            Some(_) => Some(Tokenizer::for_model(&loaded)?),
             None => None,
         };
         let tok_secs = tok_start.elapsed().as_secs_f64();
@@ -88,10 +98,33 @@ fn inspect(model: &Path, tensors: bool) -> Result<()> {
     Ok(())
 }
 
+fn tokenize(model: &Path, text: &str) -> Result<()> {
+    let (format, path) = model_source::detect_format(model)?;
+    let tokenizer = match format {
+        model_source::ModelFormat::Gguf => {
+            let g = peftc::gguf::GgufFile::open(&path)?;
+            let source = peftc::gguf::llama::tokenizer_from_gguf(&g)?
+                .ok_or_else(|| anyhow::anyhow!("{} has no tokenizer.ggml.* metadata", path.display()))?;
+            Tokenizer::from_source(&source)?
+        }
+        model_source::ModelFormat::HfDir => Tokenizer::from_json_file(&path.join(peftc::hf_dir::TOKENIZER_FILE))?,
+    };
+    let ids = tokenizer.encode(text)?;
+    let pieces: Vec<String> = ids
+        .iter()
+        .map(|&i| tokenizer.id_to_token(i).unwrap_or_default())
+        .collect();
+    println!("{} tokens", ids.len());
+    println!("ids:    {ids:?}");
+    println!("tokens: {pieces:?}");
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::BenchLoad { model, repeat } => bench_load(&model, repeat),
         Command::Inspect { model, tensors } => inspect(&model, tensors),
+        Command::Tokenize { model, text } => tokenize(&model, &text),
         Command::ToHf { model, out } => {
             let loaded = load_model(&model)?;
             peftc::hf_dir::save_hf_dir(&loaded, &out)?;
