@@ -25,6 +25,9 @@ use crate::weights::{LoadedModel, TokenizerSource};
 /// SmolLM vocabulary has no token that joins a digit to anything, so ASCII
 /// digits come out one per token either way, and transformers (whose
 /// tokenizer produced the reference numbers) uses the plain ByteLevel regex.
+/// A GGUF without `tokenizer.ggml.pre` is treated as `gpt-2`, as transformers
+/// does; any other value is an error (llama.cpp's other pre-tokenizers use
+/// different regexes).
 pub const SUPPORTED_PRE: &[&str] = &["smollm", "gpt-2"];
 
 /// GGUF `token_type` values (llama.cpp `llama_token_type`).
