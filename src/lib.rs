@@ -1,8 +1,13 @@
 //! peftc: a declarative experiment-spec compiler for parameter-efficient fine-tuning.
 
 pub mod atomic;
+pub mod gguf;
+pub mod hf_dir;
 pub mod hook;
-pub mod metrics;
-pub mod target;
-pub mod weights;
+pub mod io_cli;
 pub mod lang;
+pub mod metrics;
+pub mod model_source;
+pub mod target;
+pub mod tokenizer;
+pub mod weights;

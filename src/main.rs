@@ -37,14 +37,60 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Time loading a model (GGUF file or HF directory) to f32 tensors.
+    BenchLoad {
+        /// GGUF file or HF model directory.
+        model: PathBuf,
+        /// Number of timed loads.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+    /// Print a model's resolved configuration and tensor table.
+    Inspect {
+        /// GGUF file or HF model directory.
+        model: PathBuf,
+        /// Also list every tensor with its shape.
+        #[arg(long)]
+        tensors: bool,
+    },
+    /// Print the token ids of a text (no special tokens added), as the model's tokenizer produces them.
+    Tokenize {
+        /// GGUF file or HF model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The text to tokenize.
+        text: String,
+    },
+    /// Convert a model (GGUF or HF directory) to an HF directory (config.json, model.safetensors in f32, tokenizer.json).
+    ToHf {
+        /// GGUF file or HF model directory.
+        model: PathBuf,
+        /// Output directory.
+        out: PathBuf,
+    },
+}
+
+/// Exit code of a command that returns `anyhow::Result`: errors are printed with their causes.
+fn report(result: anyhow::Result<()>) -> u8 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let code = match cli.cmd {
-        Cmd::Check { paths } => peftc::lang::cli::cmd_check(&paths),
-        Cmd::Params { spec, model } => peftc::lang::cli::cmd_params(&spec, model.as_deref()),
-        Cmd::Explain { spec, model, json } => peftc::lang::cli::cmd_explain(&spec, model.as_deref(), json),
+    let code: u8 = match cli.cmd {
+        Cmd::Check { paths } => peftc::lang::cli::cmd_check(&paths) as u8,
+        Cmd::Params { spec, model } => peftc::lang::cli::cmd_params(&spec, model.as_deref()) as u8,
+        Cmd::Explain { spec, model, json } => peftc::lang::cli::cmd_explain(&spec, model.as_deref(), json) as u8,
+        Cmd::BenchLoad { model, repeat } => report(peftc::io_cli::bench_load(&model, repeat)),
+        Cmd::Inspect { model, tensors } => report(peftc::io_cli::inspect(&model, tensors)),
+        Cmd::Tokenize { model, text } => report(peftc::io_cli::tokenize(&model, &text)),
+        Cmd::ToHf { model, out } => report(peftc::io_cli::to_hf(&model, &out)),
     };
-    ExitCode::from(code as u8)
+    ExitCode::from(code)
 }
