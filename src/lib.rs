@@ -5,3 +5,4 @@ pub mod hook;
 pub mod metrics;
 pub mod target;
 pub mod weights;
+pub mod report;
