@@ -69,7 +69,7 @@ fn quick_experiment_lists_every_run_with_its_status() {
     assert!(md.contains("`simple_dora` — **missing**"));
     assert!(md.contains("10 runs: 5 complete, 1 incomplete, 1 diverged, 1 failed, 1 unreadable, 1 missing."));
     // The base model is the reference row; trainable params have separators.
-    assert!(md.contains("| — | *base model* | — | — | reference | 0 | — | — | — | 2.716 |"));
+    assert!(md.contains("| — | *base model* | — | — | reference | 2.716 | — | 6.57 | 2.144 | +0.000 | 0 | — | — | — |"));
     assert!(md.contains("| 2,442,240 |"));
 }
 

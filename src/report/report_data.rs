@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::format;
 use super::run_entry::RunEntry;
-use super::svg::{self, HLine, LinePlot, ScatterPoint, Series, XAxis};
+use super::svg::{self, HLine, LinePlot, Mark, ScatterPoint, Series, XAxis};
 use crate::metrics::{RunMetrics, RunStatus};
 
 /// One scheme argument cell.
@@ -597,6 +597,7 @@ impl ReportData {
                     x_axis: XAxis::Integer,
                     series: train,
                     hlines: Vec::new(),
+                    marks: Vec::new(),
                 }
                 .to_svg(),
             });
@@ -610,6 +611,7 @@ impl ReportData {
                     x_axis: XAxis::Integer,
                     series: test,
                     hlines: base.to_vec(),
+                    marks: Vec::new(),
                 }
                 .to_svg(),
             });
@@ -638,7 +640,14 @@ impl ReportData {
     ) -> Option<Plot> {
         // (value, label of the other swept args, best bits)
         let mut pts: Vec<(serde_json::Value, String, f64)> = Vec::new();
-        for (e, _) in members {
+        // Recorded runs that are not complete: (value, status label).
+        let mut unfinished: Vec<(serde_json::Value, String)> = Vec::new();
+        for (e, r) in members {
+            if let Some(m) = e.metrics().filter(|m| m.status != RunStatus::Complete)
+                && let Some(v) = m.args.get(arg)
+            {
+                unfinished.push((v.clone(), format!("{}={}: {}", format::arg_name(arg), format::arg_value(v), r.status)));
+            }
             let Some(m) = e.metrics().filter(|m| m.status == RunStatus::Complete) else { continue };
             let (Some(v), Some(b)) = (m.args.get(arg), best_of(m)) else { continue };
             let others: Vec<String> = swept
@@ -661,7 +670,8 @@ impl ReportData {
         if values.len() < 2 {
             return None;
         }
-        let numeric: Option<Vec<f64>> = values.iter().map(|v| v.as_f64()).collect();
+        let numeric: Option<Vec<f64>> =
+            values.iter().chain(unfinished.iter().map(|(v, _)| v)).map(|v| v.as_f64()).collect();
         let x_axis = match &numeric {
             Some(xs) => {
                 let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(*x), h.max(*x)));
@@ -688,6 +698,10 @@ impl ReportData {
                 Series { name: if l.is_empty() { scheme.to_string() } else { format!("{scheme} ({l})") }, style: i, points: p }
             })
             .collect();
+        let marks = match &numeric {
+            Some(_) => unfinished.iter().map(|(v, label)| Mark { x: x_of(v), label: label.clone() }).collect(),
+            None => Vec::new(),
+        };
         let shown = format::arg_name(arg);
         let log_note = if x_axis == XAxis::Log { " (log scale)" } else { "" };
         let title = format!("{scheme}: best test loss vs {shown} (complete runs)");
@@ -701,6 +715,7 @@ impl ReportData {
                 x_axis,
                 series,
                 hlines: base.to_vec(),
+                marks,
             }
             .to_svg(),
         })

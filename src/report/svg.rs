@@ -16,15 +16,15 @@ pub const PALETTE: [&str; 12] = [
 /// Dash patterns that distinguish series sharing a colour.
 const DASHES: [&str; 3] = ["", "6 3", "2 3"];
 
-const WIDTH: f64 = 720.0;
-const PLOT_HEIGHT: f64 = 330.0;
-const MARGIN_LEFT: f64 = 66.0;
+const WIDTH: f64 = 600.0;
+const PLOT_HEIGHT: f64 = 300.0;
+const MARGIN_LEFT: f64 = 62.0;
 const MARGIN_RIGHT: f64 = 18.0;
 const MARGIN_TOP: f64 = 34.0;
 const MARGIN_BOTTOM: f64 = 52.0;
-const LEGEND_COLUMNS: usize = 3;
-const LEGEND_ROW: f64 = 18.0;
-const LEGEND_CHARS: usize = 30;
+const LEGEND_COLUMNS: usize = 2;
+const LEGEND_ROW: f64 = 19.0;
+const LEGEND_CHARS: usize = 34;
 
 /// Escape text for SVG/XML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -76,8 +76,8 @@ pub fn linear_ticks(lo: f64, hi: f64, target: usize) -> Vec<Tick> {
 }
 
 /// Ticks for a log axis over `[lo, hi]` (both positive): the powers of ten
-/// inside the range, plus their 2× and 5× multiples when the range spans at
-/// most two decades; the range ends themselves when fewer than two ticks fall
+/// inside the range, plus their 2× and 5× multiples when `hi / lo` is at
+/// most 100; the range ends themselves when fewer than two ticks fall
 /// inside it.
 pub fn log_ticks(lo: f64, hi: f64) -> Vec<Tick> {
     if !(lo > 0.0 && hi > 0.0 && lo.is_finite() && hi.is_finite()) {
@@ -86,7 +86,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<Tick> {
     let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
     let d0 = lo.log10().floor() as i32;
     let d1 = hi.log10().ceil() as i32;
-    let multiples: &[f64] = if d1 - d0 <= 2 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+    let multiples: &[f64] = if (hi / lo).log10() <= 2.0 + 1e-9 { &[1.0, 2.0, 5.0] } else { &[1.0] };
     let stride = ((d1 - d0) / 8).max(1);
     let mut ticks = Vec::new();
     for d in d0..=d1 {
@@ -195,6 +195,16 @@ pub struct LinePlot {
     pub x_axis: XAxis,
     pub series: Vec<Series>,
     pub hlines: Vec<HLine>,
+    /// Runs without a value to plot (diverged, unfinished), marked `×` with
+    /// their label along the top edge at their x.
+    pub marks: Vec<Mark>,
+}
+
+/// A point with no y value, shown as `×` at the top of the plot.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub x: f64,
+    pub label: String,
 }
 
 /// A point of the parameters-vs-loss scatter.
@@ -273,7 +283,7 @@ fn f(v: f64) -> String {
 fn open_svg(out: &mut String, height: f64, title: &str) {
     let _ = write!(
         out,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}" class="plot" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12"><title>{t}</title><rect width="{w}" height="{h}" fill="#ffffff"/>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}" class="plot" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13"><title>{t}</title><rect width="{w}" height="{h}" fill="#ffffff"/>"##,
         w = f(WIDTH),
         h = f(height),
         t = escape(title)
@@ -364,7 +374,8 @@ impl LinePlot {
     /// Render as a standalone `<svg>` element.
     pub fn to_svg(&self) -> String {
         let log = self.x_axis == XAxis::Log;
-        let xs_data: Vec<f64> = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
+        let xs_data: Vec<f64> =
+            self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(self.marks.iter().map(|m| m.x)).collect();
         let (x0, x1) = match &self.x_axis {
             XAxis::Integer => {
                 let lo = xs_data.iter().copied().filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min);
@@ -376,7 +387,11 @@ impl LinePlot {
         };
         let ys_data =
             self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain(self.hlines.iter().map(|h| h.y));
-        let (y0, y1) = padded_range(ys_data, false);
+        let (y0, mut y1) = padded_range(ys_data, false);
+        if !self.marks.is_empty() {
+            // Room along the top edge for the × marks.
+            y1 += (y1 - y0) * 0.15;
+        }
         let legend: Vec<(String, usize, bool)> = self.series.iter().map(|s| (s.name.clone(), s.style, true)).collect();
         let height = MARGIN_TOP + PLOT_HEIGHT + MARGIN_BOTTOM + legend_height(legend.len());
         let xs = Scale { d0: x0, d1: x1, p0: MARGIN_LEFT, p1: WIDTH - MARGIN_RIGHT, log };
@@ -400,13 +415,37 @@ impl LinePlot {
             let y = ys.map(h.y);
             let _ = write!(
                 out,
-                r##"<line x1="{l}" y1="{y}" x2="{r}" y2="{y}" stroke="#666" stroke-width="1.5" stroke-dasharray="1 4" stroke-linecap="round"/><text x="{tx}" y="{ty}" text-anchor="end" fill="#555" font-size="11">{lab}</text>"##,
+                r##"<line x1="{l}" y1="{y}" x2="{r}" y2="{y}" stroke="#666" stroke-width="1.5" stroke-dasharray="1 4" stroke-linecap="round"/><text x="{tx}" y="{ty}" text-anchor="start" fill="#555" font-size="11">{lab}</text>"##,
                 l = f(xs.p0),
                 r = f(xs.p1),
                 y = f(y),
-                tx = f(xs.p1 - 4.0),
+                tx = f(xs.p0 + 4.0),
                 ty = f(y - 4.0),
                 lab = escape(&h.label)
+            );
+        }
+        let mut placed: Vec<[f64; 4]> = self
+            .hlines
+            .iter()
+            .filter(|h| h.y.is_finite())
+            .map(|h| {
+                let (y, w) = (ys.map(h.y), h.label.chars().count() as f64 * 11.0 * 0.6);
+                [xs.p0 + 4.0, y - 15.0, xs.p0 + 4.0 + w, y]
+            })
+            .collect();
+        for m in self.marks.iter().filter(|m| m.x.is_finite() && (!log || m.x > 0.0)) {
+            let (px, py) = (xs.map(m.x), ys.p1 + 12.0);
+            let (anchor, lx, ly) = place_label(&mut placed, px, py + 10.0, &truncate_label(&m.label), xs.p0, xs.p1, ys.p1, ys.p0);
+            let _ = write!(
+                out,
+                r##"<text x="{x}" y="{y}" text-anchor="middle" font-size="16" font-weight="bold" fill="#b00020" class="mark">×<title>{t}</title></text><text x="{lx}" y="{ly}" text-anchor="{anchor}" font-size="{fs}" fill="#b00020">{lab}</text>"##,
+                x = f(px),
+                y = f(py + 4.0),
+                t = escape(&m.label),
+                lx = f(lx),
+                ly = f(ly),
+                fs = LABEL_FONT,
+                lab = escape(&truncate_label(&m.label))
             );
         }
         for s in &self.series {
@@ -447,6 +486,46 @@ impl LinePlot {
         out.push_str("</svg>");
         out
     }
+}
+
+const LABEL_FONT: f64 = 11.0;
+
+/// Pick a spot for a point label that overlaps no label placed before and
+/// stays inside the plot: right/left of the point, above/below it. Returns
+/// `(text-anchor, x, baseline y)` and records the label's box.
+#[allow(clippy::too_many_arguments)]
+fn place_label(placed: &mut Vec<[f64; 4]>, px: f64, py: f64, label: &str, left: f64, right: f64, top: f64, bottom: f64) -> (&'static str, f64, f64) {
+    let w = label.chars().count() as f64 * LABEL_FONT * 0.6;
+    let h = LABEL_FONT;
+    let right_first = px + 9.0 + w <= right;
+    let mut candidates = vec![("start", px + 9.0, py - 5.0), ("start", px + 9.0, py + 5.0 + h), ("end", px - 9.0, py - 5.0), ("end", px - 9.0, py + 5.0 + h)];
+    if !right_first {
+        candidates.rotate_left(2);
+    }
+    // Further out above and below, for crowded spots.
+    for k in 1..=3 {
+        let dy = k as f64 * (h + 2.0);
+        for (a, x, y) in [candidates[0], candidates[1]] {
+            candidates.push((a, x, y - dy));
+            candidates.push((a, x, y + dy));
+        }
+    }
+    let bbox = |(a, x, y): (&str, f64, f64)| {
+        let x0 = if a == "start" { x } else { x - w };
+        [x0, y - h, x0 + w, y + 2.0]
+    };
+    let inside = |b: &[f64; 4]| b[0] >= left && b[2] <= right && b[1] >= top && b[3] <= bottom;
+    let overlaps = |b: &[f64; 4], o: &[f64; 4]| b[0] < o[2] && o[0] < b[2] && b[1] < o[3] && o[1] < b[3];
+    let chosen = candidates
+        .iter()
+        .copied()
+        .find(|c| {
+            let b = bbox(*c);
+            inside(&b) && !placed.iter().any(|o| overlaps(&b, o))
+        })
+        .unwrap_or(candidates[0]);
+    placed.push(bbox(chosen));
+    chosen
 }
 
 /// Trainable parameters (log x) against loss, one colour per group, the
@@ -502,6 +581,7 @@ pub fn pareto_plot(title: &str, x_label: &str, y_label: &str, points: &[ScatterP
             pts.join(" ")
         );
     }
+    let mut placed: Vec<[f64; 4]> = Vec::new();
     for (i, p) in points.iter().enumerate() {
         let (x, y) = coords[i];
         if !(x.is_finite() && y.is_finite()) {
@@ -513,17 +593,18 @@ pub fn pareto_plot(title: &str, x_label: &str, y_label: &str, points: &[ScatterP
         if on_front {
             let _ = write!(out, r##"<circle cx="{}" cy="{}" r="8" fill="none" stroke="#000" stroke-width="1.5"/>"##, f(px), f(py));
         }
-        // Labels go left of points in the right third so they stay inside.
-        let (anchor, lx) = if px > WIDTH * 0.66 { ("end", px - 10.0) } else { ("start", px + 10.0) };
+        let label = truncate_label(&p.label);
+        let (anchor, lx, ly) = place_label(&mut placed, px, py, &label, xs.p0, xs.p1, ys.p1, ys.p0);
         let _ = write!(
             out,
-            r##"<circle cx="{px}" cy="{py}" r="4.5" fill="{c}"><title>{t}</title></circle><text x="{lx}" y="{ly}" text-anchor="{anchor}" font-size="10.5" fill="#333">{lab}</text>"##,
+            r##"<circle cx="{px}" cy="{py}" r="4.5" fill="{c}"><title>{t}</title></circle><text x="{lx}" y="{ly}" text-anchor="{anchor}" font-size="{fs}" fill="#333">{lab}</text>"##,
             px = f(px),
             py = f(py),
             t = escape(&format!("{}: {} params, {:.3} bits{}", p.label, p.x, p.y, if on_front { " (Pareto)" } else { "" })),
             lx = f(lx),
-            ly = f(py - 6.0),
-            lab = escape(&truncate_label(&p.label))
+            ly = f(ly),
+            fs = LABEL_FONT,
+            lab = escape(&label)
         );
     }
     draw_legend(&mut out, &legend, MARGIN_TOP + PLOT_HEIGHT + MARGIN_BOTTOM + 6.0);
@@ -606,10 +687,12 @@ mod tests {
             x_axis: XAxis::Integer,
             series: vec![Series { name: "run<&>\"x\"".into(), style: 0, points: vec![(1.0, 2.0), (2.0, 1.5)] }],
             hlines: vec![HLine { y: 2.7, label: "base & ref".into() }],
+            marks: vec![Mark { x: 3.0, label: "diverged <x>".into() }],
         };
         let svg = plot.to_svg();
         assert!(svg.contains("run&lt;&amp;&gt;&quot;x&quot;"));
         assert!(svg.contains("base &amp; ref"));
+        assert!(svg.contains("diverged &lt;x&gt;"));
         assert!(svg.contains("loss &lt;test&gt;"));
         assert!(!svg.contains("run<&"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
