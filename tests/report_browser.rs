@@ -31,9 +31,12 @@ fn find_chromium() -> Option<PathBuf> {
 }
 
 /// Run chromium headless with `extra` args on `url`; stdout, or a panic with
-/// its stderr after a failure or 120 s.
+/// its stderr after a failure or 120 s. Output goes to files, not pipes: a
+/// large DOM would fill a pipe nobody reads while we wait.
 fn chromium(bin: &Path, extra: &[String], url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
+    let stdout_path = profile.path().join("stdout");
+    let stderr_path = profile.path().join("stderr");
     let mut child = Command::new(bin)
         .args([
             "--headless",
@@ -49,25 +52,25 @@ fn chromium(bin: &Path, extra: &[String], url: &str) -> String {
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
         .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::from(fs::File::create(&stdout_path).unwrap()))
+        .stderr(Stdio::from(fs::File::create(&stderr_path).unwrap()))
         .spawn()
         .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
     let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if start.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("chromium did not finish within 120 s");
+            panic!("chromium did not finish within 120 s: {}", fs::read_to_string(&stderr_path).unwrap_or_default());
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(status.success(), "chromium failed ({status}): {stderr}");
+    fs::read_to_string(&stdout_path).unwrap()
 }
 
 #[test]
