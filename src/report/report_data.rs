@@ -260,10 +260,11 @@ fn highlight_tying(escaped: &str) -> String {
                     while chars.get(j) == Some(&' ') {
                         j += 1;
                     }
-                    if matches!(kw, "partial" | "across") && chars.get(j) == Some(&'(') {
-                        if let Some(close) = chars[j..].iter().position(|c| *c == ')') {
-                            end = j + close + 1;
-                        }
+                    if matches!(kw, "partial" | "across")
+                        && chars.get(j) == Some(&'(')
+                        && let Some(close) = chars[j..].iter().position(|c| *c == ')')
+                    {
+                        end = j + close + 1;
                     }
                     matched = Some(end);
                     break;
@@ -391,7 +392,7 @@ impl ReportData {
                     let arg = |e: &RunEntry, name: &str| e.metrics().and_then(|m| m.args.get(name).cloned());
                     swept
                         .iter()
-                        .map(|s| cmp_values(arg(*a, s).as_ref(), arg(*b, s).as_ref()))
+                        .map(|s| cmp_values(arg(a, s).as_ref(), arg(b, s).as_ref()))
                         .find(|o| *o != Ordering::Equal)
                         .unwrap_or(Ordering::Equal)
                         .then_with(|| ra.run_name.cmp(&rb.run_name))
@@ -725,6 +726,111 @@ impl ReportData {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::EpochMetrics;
+
+    fn run(name: &str, args: serde_json::Value, swept: &[&str], status: RunStatus, bits: &[f64]) -> RunEntry {
+        let epochs: Vec<EpochMetrics> = bits
+            .iter()
+            .enumerate()
+            .map(|(i, b)| EpochMetrics {
+                epoch: i + 1,
+                train_bits: b + 0.1,
+                test_bits_all: *b,
+                test_bits_completion: b - 0.5,
+                train_seconds: 10.0,
+                train_tokens: 1000,
+            })
+            .collect();
+        let mut m = RunMetrics {
+            peftc_version: "0.1.0".into(),
+            experiment: "e".into(),
+            run_name: name.into(),
+            run_id: format!("id-{name}"),
+            scheme: "s".into(),
+            args: serde_json::from_value(args).unwrap(),
+            swept: swept.iter().map(|s| s.to_string()).collect(),
+            formula: "A : [in, r] tied init zeros\ndelta = x @ A".into(),
+            status,
+            trainable_params: 1000,
+            loss_on: "all".into(),
+            epochs_planned: 2,
+            epochs,
+            best: None,
+            base: None,
+            wall_seconds: 20.0,
+            train_tokens_per_s: 100.0,
+            backend: "ndarray".into(),
+            device: "cpu".into(),
+            precision: "f32".into(),
+            seed: 0,
+            spec_hash: "h".into(),
+            dataset_hash: "d".into(),
+            model: "m".into(),
+            git_commit: None,
+        };
+        m.best = m.compute_best();
+        RunEntry::Recorded { dir_name: name.into(), metrics: Box::new(m) }
+    }
+
+    #[test]
+    fn two_swept_args_give_one_line_per_other_value() {
+        let c = || RunStatus::Complete;
+        let entries = vec![
+            run("a", serde_json::json!({"k_a": 1, "k_b": 4}), &["k_a", "k_b"], c(), &[2.5, 2.4]),
+            run("b", serde_json::json!({"k_a": 4, "k_b": 4}), &["k_a", "k_b"], c(), &[2.4, 2.3]),
+            run("c", serde_json::json!({"k_a": 1, "k_b": 8}), &["k_a", "k_b"], c(), &[2.45, 2.35]),
+            run("d", serde_json::json!({"k_a": 4, "k_b": 8}), &["k_a", "k_b"], c(), &[2.3, 2.2]),
+            run("e", serde_json::json!({"k_a": 30, "k_b": 8}), &["k_a", "k_b"], RunStatus::Incomplete, &[2.6]),
+        ];
+        let r = ReportData::build("e", &entries);
+        assert_eq!(r.groups.len(), 1);
+        let g = &r.groups[0];
+        assert_eq!(g.swept, ["k_a", "k_b"]);
+        // Sorted by k_a, then k_b.
+        let order: Vec<&str> = g.rows.iter().map(|r| r.run_name.as_str()).collect();
+        assert_eq!(order, ["a", "c", "b", "d", "e"]);
+        assert_eq!(g.sweep_plots.len(), 2);
+        let ka = &g.sweep_plots[0].svg;
+        assert!(ka.contains("s (k_b=4)") && ka.contains("s (k_b=8)"), "one line per k_b");
+        // The incomplete run is marked, not dropped; k_a 1..30 spans a decade: log axis.
+        assert!(ka.contains("k_a=30: incomplete"));
+        assert!(ka.contains("k_a (log scale)"));
+        let kb = &g.sweep_plots[1].svg;
+        assert!(kb.contains("s (k_a=1)") && kb.contains("s (k_a=4)"));
+        assert!(!kb.contains("log scale"));
+        // Overall: complete by best loss, then the incomplete run.
+        let overall: Vec<&str> = r.rows.iter().map(|r| r.run_name.as_str()).collect();
+        assert_eq!(overall, ["d", "b", "c", "a", "e"]);
+        assert!(r.rows[0].is_best);
+    }
+
+    #[test]
+    fn non_numeric_sweeps_use_categories() {
+        let c = || RunStatus::Complete;
+        let entries = vec![
+            run("x", serde_json::json!({"init": "zeros"}), &["init"], c(), &[2.5]),
+            run("y", serde_json::json!({"init": "normal"}), &["init"], c(), &[2.4]),
+        ];
+        let r = ReportData::build("e", &entries);
+        let svg = &r.groups[0].sweep_plots[0].svg;
+        // Categories in sorted order, as tick labels.
+        let (n, z) = (svg.find(">normal</text>").unwrap(), svg.find(">zeros</text>").unwrap());
+        assert!(n < z);
+    }
+
+    #[test]
+    fn a_single_value_is_no_sweep_and_nan_losses_are_not_best() {
+        let entries = vec![
+            run("x", serde_json::json!({"r": 8}), &["r"], RunStatus::Complete, &[2.5]),
+            run("nan", serde_json::json!({"r": 8}), &["r"], RunStatus::Complete, &[f64::NAN]),
+        ];
+        let r = ReportData::build("e", &entries);
+        assert!(r.groups[0].sweep_plots.is_empty());
+        let nan = r.rows.iter().find(|r| r.run_name == "nan").unwrap();
+        assert_eq!(nan.best_bits, "—");
+        assert_eq!(nan.epochs[0].test_bits_all, "NaN");
+        assert_eq!(r.rows[0].run_name, "x");
+    }
 
     #[test]
     fn tying_modes_are_highlighted_on_word_boundaries() {

@@ -699,6 +699,28 @@ mod tests {
     }
 
     #[test]
+    fn labels_are_placed_without_overlap() {
+        let mut placed = Vec::new();
+        let mut boxes = Vec::new();
+        // Three points almost on top of each other.
+        for i in 0..3 {
+            let (a, x, y) = place_label(&mut placed, 200.0, 150.0 + i as f64, "partially_tied_lora", 60.0, 580.0, 30.0, 330.0);
+            let w = 19.0 * LABEL_FONT * 0.6;
+            let x0 = if a == "start" { x } else { x - w };
+            boxes.push([x0, y - LABEL_FONT, x0 + w, y + 2.0]);
+        }
+        for i in 0..3 {
+            for j in 0..i {
+                let (b, o) = (boxes[i], boxes[j]);
+                assert!(!(b[0] < o[2] && o[0] < b[2] && b[1] < o[3] && o[1] < b[3]), "labels {i} and {j} overlap");
+            }
+        }
+        // Near the right edge the label goes left of the point.
+        let (a, _, _) = place_label(&mut Vec::new(), 570.0, 150.0, "lora", 60.0, 580.0, 30.0, 330.0);
+        assert_eq!(a, "end");
+    }
+
+    #[test]
     fn compact_numbers() {
         assert_eq!(compact_number(1_500_000.0), "1.5M");
         assert_eq!(compact_number(750.0), "750");
