@@ -88,6 +88,20 @@ fn gpu_single_markdown_snapshot_escapes_names() {
 }
 
 #[test]
+fn stale_plots_of_an_earlier_render_are_removed() {
+    let out = tempfile::tempdir().unwrap();
+    let stale = out.path().join("gsm8k_quick/sweep-old_scheme-r.svg");
+    fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    fs::write(&stale, "<svg/>").unwrap();
+    let keep = out.path().join("gsm8k_quick/notes.txt");
+    fs::write(&keep, "mine").unwrap();
+    render_experiment(&fixtures(), "gsm8k_quick", out.path()).unwrap();
+    assert!(!stale.exists());
+    assert!(keep.exists(), "only SVGs are cleaned up");
+    assert!(out.path().join("gsm8k_quick/train_loss.svg").exists());
+}
+
+#[test]
 fn rendering_is_deterministic() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let wa = render_experiment(&fixtures(), "gsm8k_quick", a.path()).unwrap();

@@ -85,6 +85,16 @@ pub fn write_report(data: &ReportData, out_dir: &Path) -> Result<Vec<PathBuf>> {
         write_atomic(&path, doc.as_bytes())?;
         written.push(path);
     }
+    // Plots of an earlier render that this one no longer has (e.g. a sweep
+    // that lost its second value) would be stale: remove them.
+    if let Ok(rd) = fs::read_dir(&plot_dir) {
+        for e in rd.filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "svg") && !written.contains(&p) {
+                fs::remove_file(&p).with_context(|| format!("removing stale plot {}", p.display()))?;
+            }
+        }
+    }
     Ok(written)
 }
 
