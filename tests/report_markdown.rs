@@ -15,6 +15,19 @@ fn names(paths: &[PathBuf], root: &Path) -> Vec<String> {
     paths.iter().map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned()).collect()
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
 #[test]
 fn quick_experiment_markdown_snapshot() {
     let out = tempfile::tempdir().unwrap();
@@ -120,6 +133,15 @@ fn runs_dir_renders_one_report_per_experiment() {
     for f in ["gpu_single.md", "gpu_single.html", "gsm8k_quick.md", "gsm8k_quick.html"] {
         assert!(n.contains(&f.to_string()), "{f} not written: {n:?}");
     }
+    // An experiment whose runs all lack metrics is reported, not skipped.
+    let runs = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures(), runs.path());
+    fs::create_dir_all(runs.path().join("never_ran/lora_gamma-gamma=1")).unwrap();
+    let out3 = tempfile::tempdir().unwrap();
+    let n = names(&render_path(runs.path(), out3.path()).unwrap(), out3.path());
+    assert!(n.contains(&"never_ran.md".to_string()), "{n:?}");
+    let md = fs::read_to_string(out3.path().join("never_ran.md")).unwrap();
+    assert!(md.contains("1 run: 0 complete, 1 missing."));
     // An experiment directory renders just that experiment.
     let out2 = tempfile::tempdir().unwrap();
     let written = render_path(&fixtures().join("gpu_single"), out2.path()).unwrap();

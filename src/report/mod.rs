@@ -51,13 +51,7 @@ pub fn render_experiment_with_plan(
 pub fn load_runs(experiment_dir: &Path, planned: &[String]) -> Result<Vec<RunEntry>> {
     let mut entries = Vec::new();
     if experiment_dir.exists() || planned.is_empty() {
-        let mut dirs: Vec<PathBuf> = fs::read_dir(experiment_dir)
-            .with_context(|| format!("reading experiment directory {}", experiment_dir.display()))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-            .collect();
-        dirs.sort();
+        let dirs = subdirs(experiment_dir).with_context(|| format!("reading experiment {}", experiment_dir.display()))?;
         entries.extend(dirs.iter().map(|d| RunEntry::load(d)));
     }
     for name in planned {
@@ -98,6 +92,18 @@ pub fn write_report(data: &ReportData, out_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// Non-hidden subdirectories of `dir`, sorted.
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("reading directory {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// Whether `dir` has a run subdirectory holding `metrics.json`.
 fn holds_runs(dir: &Path) -> bool {
     fs::read_dir(dir)
@@ -107,7 +113,8 @@ fn holds_runs(dir: &Path) -> bool {
 
 /// `peftc report <path>`: `path` is an experiment directory (its
 /// subdirectories hold `metrics.json`) or a runs directory (one report per
-/// experiment subdirectory that holds runs).
+/// experiment subdirectory with run directories, once any run anywhere
+/// recorded metrics).
 pub fn render_path(path: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     if !path.is_dir() {
         bail!("{} is not a directory (expected runs/ or runs/<experiment>/)", path.display());
@@ -118,19 +125,16 @@ pub fn render_path(path: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
         let runs_dir = path.parent().unwrap_or(Path::new("/"));
         return render_experiment(runs_dir, &experiment, out_dir);
     }
-    let mut experiments: Vec<PathBuf> = fs::read_dir(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && holds_runs(p))
-        .collect();
-    experiments.sort();
-    if experiments.is_empty() {
+    let children = subdirs(path)?;
+    if !children.iter().any(|c| holds_runs(c)) {
         bail!(
             "no runs found under {}: expected <experiment>/<run>/metrics.json (or <run>/metrics.json for an experiment directory)",
             path.display()
         );
     }
+    // Every experiment with run directories, even one whose runs all lack
+    // metrics (they are listed as missing, not dropped).
+    let experiments: Vec<PathBuf> = children.into_iter().filter(|c| subdirs(c).is_ok_and(|s| !s.is_empty())).collect();
     let mut written = Vec::new();
     for e in experiments {
         let name = e.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
