@@ -805,6 +805,28 @@ mod tests {
     }
 
     #[test]
+    fn mixed_loss_selections_and_bases_are_flagged() {
+        let mut a = run("a", serde_json::json!({}), &[], RunStatus::Complete, &[2.5]);
+        let mut b = run("b", serde_json::json!({}), &[], RunStatus::Complete, &[2.4]);
+        if let RunEntry::Recorded { metrics, .. } = &mut a {
+            metrics.base = Some(crate::metrics::BaseLoss { test_bits_all: 2.7, test_bits_completion: 2.1 });
+        }
+        if let RunEntry::Recorded { metrics, .. } = &mut b {
+            metrics.loss_on = "completion".into();
+            metrics.base = Some(crate::metrics::BaseLoss { test_bits_all: 2.8, test_bits_completion: 2.2 });
+            metrics.best = metrics.compute_best();
+        }
+        let r = ReportData::build("e", &[a, b]);
+        assert!(r.loss_on_varies && r.base_varies);
+        // `b` scores completion tokens: its best is 1.9, so it ranks first.
+        assert_eq!(r.rows[0].run_name, "b");
+        assert_eq!(r.rows[0].best_bits, "1.900");
+        // The first-ranked run's selection defines the base row (completion: 2.2).
+        assert_eq!(r.loss_on, "completion");
+        assert_eq!(r.base.as_ref().unwrap().best_bits, "2.200");
+    }
+
+    #[test]
     fn non_numeric_sweeps_use_categories() {
         let c = || RunStatus::Complete;
         let entries = vec![
