@@ -94,7 +94,11 @@ pub fn arg_name(name: &str) -> String {
 pub fn arg_value(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
+        // Integral floats (`32.0`, as a spec's numbers are stored) print as integers.
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(x) if n.is_f64() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -144,7 +148,9 @@ mod tests {
     fn args() {
         assert_eq!(arg_name("gamma"), "γ");
         assert_eq!(arg_name("k_a"), "k_a");
-        assert_eq!(arg_value(&serde_json::json!(750.0)), "750.0");
+        assert_eq!(arg_value(&serde_json::json!(750.0)), "750");
+        assert_eq!(arg_value(&serde_json::json!(0.5)), "0.5");
+        assert_eq!(arg_value(&serde_json::json!(1e-6)), "1e-6");
         assert_eq!(arg_value(&serde_json::json!(8)), "8");
         assert_eq!(arg_value(&serde_json::json!("x")), "x");
     }

@@ -226,6 +226,38 @@ fn best_bits(e: &RunEntry) -> f64 {
     e.metrics().and_then(best_of).map(|b| b.bits).unwrap_or(f64::INFINITY)
 }
 
+/// The value of a swept name for a run: a scheme argument, or (for a swept
+/// train setting such as `lr`, which is not a scheme argument) the value the
+/// run name spells out as `-name=value`.
+pub fn swept_value(m: &RunMetrics, name: &str) -> Option<serde_json::Value> {
+    if let Some(v) = m.args.get(name) {
+        return Some(v.clone());
+    }
+    value_in_run_name(&m.run_name, name).map(|text| match text.parse::<f64>() {
+        Ok(x) if x.is_finite() => serde_json::json!(x),
+        _ => serde_json::Value::String(text),
+    })
+}
+
+/// `lora_gamma-gamma=32-lr=1e-4`, `lr` → `1e-4`: the text after `-name=` up
+/// to the next `-ident=` (a `-` inside a number such as `1e-4` is kept).
+fn value_in_run_name(run_name: &str, name: &str) -> Option<String> {
+    let key = format!("-{name}=");
+    let start = run_name.find(&key)? + key.len();
+    let rest = &run_name[start..];
+    let bytes = rest.as_bytes();
+    let mut end = rest.len();
+    for (i, _) in rest.match_indices('-') {
+        let tail = &bytes[i + 1..];
+        let ident = tail.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+        if ident > 0 && tail[0].is_ascii_alphabetic() | (tail[0] == b'_') && tail.get(ident) == Some(&b'=') {
+            end = i;
+            break;
+        }
+    }
+    Some(rest[..end].to_string()).filter(|v| !v.is_empty())
+}
+
 /// Compare two argument values: numbers numerically, else as text.
 fn cmp_values(a: Option<&serde_json::Value>, b: Option<&serde_json::Value>) -> Ordering {
     match (a.and_then(|v| v.as_f64()), b.and_then(|v| v.as_f64())) {
@@ -389,7 +421,7 @@ impl ReportData {
                 let swept = swept_of(scheme);
                 let mut members: Vec<(&RunEntry, &RunRow)> = sorted.iter().copied().zip(rows.iter()).filter(|(_, r)| &r.scheme == scheme).collect();
                 members.sort_by(|(a, ra), (b, rb)| {
-                    let arg = |e: &RunEntry, name: &str| e.metrics().and_then(|m| m.args.get(name).cloned());
+                    let arg = |e: &RunEntry, name: &str| e.metrics().and_then(|m| swept_value(m, name));
                     swept
                         .iter()
                         .map(|s| cmp_values(arg(a, s).as_ref(), arg(b, s).as_ref()))
@@ -526,6 +558,15 @@ impl ReportData {
                     .iter()
                     .map(|(k, v)| ArgCell { name: format::arg_name(k), value: format::arg_value(v), swept: swept.contains(k) || m.swept.contains(k) })
                     .collect();
+                // Swept train settings (e.g. `lr`) are not scheme arguments; show them too.
+                for k in swept.iter().chain(&m.swept) {
+                    if !m.args.contains_key(k)
+                        && !row.args.iter().any(|a| a.name == format::arg_name(k))
+                        && let Some(v) = swept_value(m, k)
+                    {
+                        row.args.push(ArgCell { name: format::arg_name(k), value: format::arg_value(&v), swept: true });
+                    }
+                }
                 row.params = format::thousands(m.trainable_params);
                 for ep in &m.epochs {
                     if let Some(pos) = epoch_columns.iter().position(|c| *c == ep.epoch) {
@@ -645,18 +686,18 @@ impl ReportData {
         let mut unfinished: Vec<(serde_json::Value, String)> = Vec::new();
         for (e, r) in members {
             if let Some(m) = e.metrics().filter(|m| m.status != RunStatus::Complete)
-                && let Some(v) = m.args.get(arg)
+                && let Some(v) = swept_value(m, arg)
             {
-                unfinished.push((v.clone(), format!("{}={}: {}", format::arg_name(arg), format::arg_value(v), r.status)));
+                unfinished.push((v.clone(), format!("{}={}: {}", format::arg_name(arg), format::arg_value(&v), r.status)));
             }
             let Some(m) = e.metrics().filter(|m| m.status == RunStatus::Complete) else { continue };
-            let (Some(v), Some(b)) = (m.args.get(arg), best_of(m)) else { continue };
+            let (Some(v), Some(b)) = (swept_value(m, arg), best_of(m)) else { continue };
             let others: Vec<String> = swept
                 .iter()
                 .filter(|s| s.as_str() != arg)
-                .filter_map(|s| m.args.get(s).map(|ov| format!("{}={}", format::arg_name(s), format::arg_value(ov))))
+                .filter_map(|s| swept_value(m, s).map(|ov| format!("{}={}", format::arg_name(s), format::arg_value(&ov))))
                 .collect();
-            pts.push((v.clone(), others.join(", "), b.bits));
+            pts.push((v, others.join(", "), b.bits));
         }
         let values: Vec<serde_json::Value> = {
             let mut vs: Vec<serde_json::Value> = Vec::new();
@@ -824,6 +865,28 @@ mod tests {
         // The first-ranked run's selection defines the base row (completion: 2.2).
         assert_eq!(r.loss_on, "completion");
         assert_eq!(r.base.as_ref().unwrap().best_bits, "2.200");
+    }
+
+    #[test]
+    fn swept_train_settings_come_from_the_run_name() {
+        assert_eq!(value_in_run_name("lora_gamma-gamma=32-lr=1e-4", "lr").as_deref(), Some("1e-4"));
+        assert_eq!(value_in_run_name("lora_gamma-lr=1e-4-gamma=32", "lr").as_deref(), Some("1e-4"));
+        assert_eq!(value_in_run_name("lora_gamma-gamma=32", "lr"), None);
+        let c = || RunStatus::Complete;
+        let entries = vec![
+            run("lora-lr=1e-4", serde_json::json!({"r": 8}), &["lr"], c(), &[2.5]),
+            run("lora-lr=1e-3", serde_json::json!({"r": 8}), &["lr"], c(), &[2.4]),
+            run("lora-lr=1e-2", serde_json::json!({"r": 8}), &["lr"], c(), &[2.6]),
+        ];
+        let r = ReportData::build("e", &entries);
+        let g = &r.groups[0];
+        let order: Vec<&str> = g.rows.iter().map(|r| r.run_name.as_str()).collect();
+        assert_eq!(order, ["lora-lr=1e-4", "lora-lr=1e-3", "lora-lr=1e-2"]);
+        let lr = g.rows[0].args.iter().find(|a| a.name == "lr").unwrap();
+        assert!(lr.swept);
+        assert_eq!(lr.value, "0.0001");
+        assert_eq!(g.sweep_plots.len(), 1);
+        assert!(g.sweep_plots[0].svg.contains("lr (log scale)"));
     }
 
     #[test]
