@@ -250,7 +250,7 @@ fn value_in_run_name(run_name: &str, name: &str) -> Option<String> {
     for (i, _) in rest.match_indices('-') {
         let tail = &bytes[i + 1..];
         let ident = tail.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
-        if ident > 0 && tail[0].is_ascii_alphabetic() | (tail[0] == b'_') && tail.get(ident) == Some(&b'=') {
+        if ident > 0 && (tail[0].is_ascii_alphabetic() || tail[0] == b'_') && tail.get(ident) == Some(&b'=') {
             end = i;
             break;
         }
