@@ -8,6 +8,7 @@ pub mod io_cli;
 pub mod lang;
 pub mod metrics;
 pub mod model_source;
+pub mod report;
 pub mod target;
 pub mod tokenizer;
 pub mod weights;

@@ -37,6 +37,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Render Markdown + self-contained HTML comparison reports from recorded runs.
+    Report {
+        /// A runs directory (one report per experiment in it) or one experiment's directory.
+        path: PathBuf,
+        /// Output folder for `<experiment>.md`, `<experiment>.html` and `<experiment>/*.svg`.
+        #[arg(short, long, default_value = "reports")]
+        out: PathBuf,
+    },
     /// Time loading a model (GGUF file or HF directory) to f32 tensors.
     BenchLoad {
         /// GGUF file or HF model directory.
@@ -87,6 +95,11 @@ fn main() -> ExitCode {
         Cmd::Check { paths } => peftc::lang::cli::cmd_check(&paths) as u8,
         Cmd::Params { spec, model } => peftc::lang::cli::cmd_params(&spec, model.as_deref()) as u8,
         Cmd::Explain { spec, model, json } => peftc::lang::cli::cmd_explain(&spec, model.as_deref(), json) as u8,
+        Cmd::Report { path, out } => report(peftc::report::render_path(&path, &out).map(|written| {
+            for p in written {
+                println!("{}", p.display());
+            }
+        })),
         Cmd::BenchLoad { model, repeat } => report(peftc::io_cli::bench_load(&model, repeat)),
         Cmd::Inspect { model, tensors } => report(peftc::io_cli::inspect(&model, tensors)),
         Cmd::Tokenize { model, text } => report(peftc::io_cli::tokenize(&model, &text)),
