@@ -425,4 +425,18 @@ fn llama_config_errors_name_the_problem() {
         err.to_string().contains("44 tokens") && err.to_string().contains("40 rows"),
         "{err}"
     );
+
+    // Absurd sizes from a corrupt header are rejected before any shape
+    // arithmetic (no overflow, no enumeration of 2^40 layers).
+    let mut w = GgufWriter::new();
+    w.meta_str("general.architecture", "llama")
+        .meta("llama.block_count", MetaValue::U64(1 << 40))
+        .meta_u32("llama.context_length", 128)
+        .meta_u32("llama.embedding_length", 32)
+        .meta_u32("llama.feed_forward_length", 64)
+        .meta_u32("llama.attention.head_count", 4)
+        .meta_u32("tokenizer.ggml.eos_token_id", 2)
+        .tensor("token_embd.weight", &[44, 32], GgmlType::F32, &[0.0; 44 * 32]);
+    let err = peftc::gguf::config_from_gguf(&GgufFile::from_bytes(w.to_bytes()).unwrap());
+    assert!(err.is_err_and(|e| e.to_string().contains("num_layers = 1099511627776")));
 }

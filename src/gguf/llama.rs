@@ -223,12 +223,7 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
             )));
         }
     }
-    if num_layers == 0 || hidden_size == 0 || intermediate_size == 0 {
-        return Err(bad_config(
-            "block_count, embedding_length and feed_forward_length must be positive".into(),
-        ));
-    }
-    Ok(ModelConfig {
+    let config = ModelConfig {
         architecture: arch,
         vocab_size,
         hidden_size,
@@ -243,7 +238,9 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
         tie_word_embeddings: g.tensor_info("output.weight").is_none(),
         bos_token_id,
         eos_token_id,
-    })
+    };
+    check_config_bounds(&config).map_err(bad_config)?;
+    Ok(config)
 }
 
 /// The tokenizer material embedded in the GGUF (`tokenizer.ggml.*`), if any.
@@ -302,6 +299,34 @@ pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<Option<TokenizerSource>> {
         bos_id: id("tokenizer.ggml.bos_token_id"),
         eos_id: id("tokenizer.ggml.eos_token_id"),
     }))
+}
+
+/// Largest width and layer count peftc accepts from a model file: far above
+/// any real Llama, low enough that shape products cannot overflow and a
+/// corrupt header cannot make peftc enumerate billions of tensors.
+pub const MAX_DIM: usize = 1 << 24;
+pub const MAX_LAYERS: usize = 4096;
+
+/// Reject configurations whose sizes no real model has (corrupt or hostile
+/// files), before any shape arithmetic is done with them.
+pub fn check_config_bounds(c: &ModelConfig) -> std::result::Result<(), String> {
+    let dims = [
+        ("vocab_size", c.vocab_size),
+        ("hidden_size", c.hidden_size),
+        ("intermediate_size", c.intermediate_size),
+        ("num_heads", c.num_heads),
+        ("num_kv_heads", c.num_kv_heads),
+        ("head_dim", c.head_dim),
+    ];
+    for (name, v) in dims {
+        if v == 0 || v > MAX_DIM {
+            return Err(format!("{name} = {v} is outside 1..={MAX_DIM}"));
+        }
+    }
+    if c.num_layers == 0 || c.num_layers > MAX_LAYERS {
+        return Err(format!("num_layers = {} is outside 1..={MAX_LAYERS}", c.num_layers));
+    }
+    Ok(())
 }
 
 /// Expected HF shape of every tensor of a Llama model with this config.
