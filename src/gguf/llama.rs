@@ -377,35 +377,42 @@ pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
             });
         }
     }
+    // Check the tensor table against the config before dequantizing anything.
     let expected = expected_shapes(&config);
+    for (name, shape) in &expected {
+        let gguf_name = hf_to_gguf_name(name).expect("expected_shapes yields llama names");
+        let info = g.tensor_info(&gguf_name).ok_or_else(|| GgufError::MissingTensor {
+            name: gguf_name.clone(),
+        })?;
+        if &info.shape() != shape {
+            return Err(GgufError::BadTensor {
+                tensor: gguf_name,
+                message: format!(
+                    "shape {:?} (HF order), expected {shape:?} for this config",
+                    info.shape()
+                ),
+            });
+        }
+    }
+    if g.tensors().len() != expected.len() {
+        let known: std::collections::HashSet<String> =
+            expected.iter().filter_map(|(n, _)| hf_to_gguf_name(n)).collect();
+        let extra = g
+            .tensors()
+            .iter()
+            .find(|t| !known.contains(&t.name))
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        return Err(GgufError::UnexpectedTensor {
+            name: extra,
+            arch,
+            why: format!("the config has {} layers", config.num_layers),
+        });
+    }
     let mut tensors = TensorStore::new();
     for (name, data) in g.dequantize_all(threads)? {
         let hf = gguf_to_hf_name(&name).expect("checked above");
         tensors.insert(hf, data);
-    }
-    for (name, shape) in &expected {
-        let t = tensors.get(name).ok_or_else(|| GgufError::MissingTensor {
-            name: hf_to_gguf_name(name).unwrap_or_else(|| name.clone()),
-        })?;
-        if &t.shape != shape {
-            return Err(GgufError::BadTensor {
-                tensor: hf_to_gguf_name(name).unwrap_or_else(|| name.clone()),
-                message: format!("shape {:?} (HF order), expected {shape:?} for this config", t.shape),
-            });
-        }
-    }
-    if tensors.len() != expected.len() {
-        let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-        let extra = tensors
-            .keys()
-            .find(|k| !known.contains(k.as_str()))
-            .cloned()
-            .unwrap_or_default();
-        return Err(GgufError::UnexpectedTensor {
-            name: hf_to_gguf_name(&extra).unwrap_or(extra),
-            arch,
-            why: format!("the config has {} layers", config.num_layers),
-        });
     }
     for l in 0..config.num_layers {
         for (proj, heads) in [("q_proj", config.num_heads), ("k_proj", config.num_kv_heads)] {
