@@ -13,7 +13,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::{Value, json};
 
 use crate::atomic::write_atomic;
-use crate::gguf::llama::expected_shapes;
+use crate::gguf::llama::{check_config_bounds, expected_shapes};
 use crate::tokenizer::Tokenizer;
 use crate::weights::{LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
 
@@ -113,7 +113,7 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
         (eos_token_id as usize) < vocab_size,
         "config.json: eos_token_id {eos_token_id} is outside the vocabulary of {vocab_size}"
     );
-    Ok(ModelConfig {
+    let config = ModelConfig {
         architecture: "llama".into(),
         vocab_size,
         hidden_size,
@@ -128,7 +128,9 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
         tie_word_embeddings: get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
         bos_token_id: token_id("bos_token_id")?,
         eos_token_id,
-    })
+    };
+    check_config_bounds(&config).map_err(|e| anyhow!("config.json: {e}"))?;
+    Ok(config)
 }
 
 /// The HF `config.json` for a config.
@@ -276,6 +278,7 @@ pub fn load_hf_dir(dir: &Path) -> Result<LoadedModel> {
 /// Every tensor a Llama of this config needs is present with the right
 /// shape and data length, and there is nothing else.
 pub fn check_tensors(config: &ModelConfig, tensors: &TensorStore) -> Result<()> {
+    check_config_bounds(config).map_err(|e| anyhow!("invalid model configuration: {e}"))?;
     let expected = expected_shapes(config);
     for (name, shape) in &expected {
         let t = tensors.get(name).ok_or_else(|| anyhow!("missing tensor `{name}`"))?;

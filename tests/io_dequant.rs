@@ -64,6 +64,40 @@ fn q4_1_block() {
     assert_eq!(deq(GgmlType::Q4_1, &block, 32), want);
 }
 
+/// qh = 0x8001_0003: bits 0, 1, 16 and 31 set, so values 0, 1, 16 and 31
+/// get a fifth bit; qs[j] = j | (15 - j) << 4.
+fn q5_tail() -> Vec<u8> {
+    let mut b = vec![0x03, 0x00, 0x01, 0x80];
+    for j in 0u8..16 {
+        b.push(j | ((15 - j) << 4));
+    }
+    b
+}
+
+#[test]
+fn q5_0_block() {
+    // d = 0.5 (0x3800); y = d * ((nibble | fifth bit << 4) - 16).
+    let mut block = vec![0x00, 0x38];
+    block.extend(q5_tail());
+    let want = [
+        0.0, 0.5, -7.0, -6.5, -6.0, -5.5, -5.0, -4.5, -4.0, -3.5, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, //
+        7.5, -1.0, -1.5, -2.0, -2.5, -3.0, -3.5, -4.0, -4.5, -5.0, -5.5, -6.0, -6.5, -7.0, -7.5, 0.0,
+    ];
+    assert_eq!(deq(GgmlType::Q5_0, &block, 32), want);
+}
+
+#[test]
+fn q5_1_block() {
+    // d = 0.25 (0x3400), m = -1.0 (0xBC00); y = d * (nibble | fifth bit << 4) + m.
+    let mut block = vec![0x00, 0x34, 0x00, 0xBC];
+    block.extend(q5_tail());
+    let want = [
+        3.0, 3.25, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, //
+        6.75, 2.5, 2.25, 2.0, 1.75, 1.5, 1.25, 1.0, 0.75, 0.5, 0.25, 0.0, -0.25, -0.5, -0.75, 3.0,
+    ];
+    assert_eq!(deq(GgmlType::Q5_1, &block, 32), want);
+}
+
 #[test]
 fn q8_0_two_blocks() {
     // Block 1: d = 0.125 (0x3000), qs = -128, -1, 0, 1, 127, then 5, 6, ... 31.
@@ -128,6 +162,53 @@ fn q4_k_block_all_values() {
         let byte = (e / 64) * 32 + e % 32;
         let q = if sub % 2 == 0 { byte & 15 } else { byte >> 4 } as f32;
         assert_eq!(got, sc[sub] * q - 0.5 * m[sub], "value {e}");
+    }
+}
+
+/// One Q5_K super-block: the Q4_K block's d, dmin, scales and mins, then
+/// qh[l] = 1 << (l % 8), then qs[i] = i.
+fn q5_k_block() -> Vec<u8> {
+    let q4 = q4_k_block();
+    let mut b = q4[..16].to_vec();
+    b.extend((0..32).map(|l| 1u8 << (l % 8)));
+    b.extend(0u8..128);
+    assert_eq!(b.len(), 176);
+    b
+}
+
+#[test]
+fn q5_k_block_spot_values() {
+    let y = deq(GgmlType::Q5_K, &q5_k_block(), 256);
+    // Chunk c = e / 64; position l = e % 32; the low nibbles (first 32 of
+    // the chunk) take qh bit 2c, the high nibbles qh bit 2c + 1.
+    let cases = [
+        (0, 16.0),     // qs[0] low 0, qh[0] = 1 has bit 0 → 16; sub 0: 1*16 - 0
+        (5, 5.0),      // qs[5] low 5, qh[5] = 32 lacks bit 0 → 5
+        (33, 31.5),    // qs[1] high 0, qh[1] = 2 has bit 1 → 16; sub 1: 2*16 - 0.5*1
+        (66, 53.0),    // qs[34] = 0x22 low 2, qh[2] = 4 has bit 2 → 18; sub 2: 3*18 - 0.5*2
+        (99, 70.5),    // qs[35] = 0x23 high 2, qh[3] = 8 has bit 3 → 18; sub 3: 4*18 - 0.5*3
+        (132, 330.0),  // qs[68] = 0x44 low 4, qh[4] = 16 has bit 4 → 20; sub 4: 17*20 - 0.5*20
+        (164, 114.0),  // qs[68] high 4, qh[4] lacks bit 5 → 4; sub 5: 33*4 - 0.5*36
+        (198, 1097.5), // qs[102] = 0x66 low 6, qh[6] = 64 has bit 6 → 22; sub 6: 50*22 - 0.5*5
+        (239, 1362.0), // qs[111] = 0x6F high 6, qh[15] = 128 has bit 7 → 22; sub 7: 63*22 - 0.5*48
+    ];
+    for (e, want) in cases {
+        assert_eq!(y[e], want, "value {e}");
+    }
+}
+
+#[test]
+fn q5_k_block_all_values() {
+    let y = deq(GgmlType::Q5_K, &q5_k_block(), 256);
+    let sc = [1.0f32, 2.0, 3.0, 4.0, 17.0, 33.0, 50.0, 63.0];
+    let m = [0.0f32, 1.0, 2.0, 3.0, 20.0, 36.0, 5.0, 48.0];
+    for (e, &got) in y.iter().enumerate() {
+        let sub = e / 32;
+        let l = e % 32;
+        let byte = (e / 64) * 32 + l;
+        let low = if sub % 2 == 0 { byte & 15 } else { byte >> 4 };
+        let fifth = if (1usize << (l % 8)) & (1 << sub) != 0 { 16 } else { 0 };
+        assert_eq!(got, sc[sub] * (low + fifth) as f32 - 0.5 * m[sub], "value {e}");
     }
 }
 
@@ -196,11 +277,11 @@ fn wrong_byte_count_and_unsupported_type_are_errors() {
     );
     let err = dequantize("w", GgmlType::Q8_0, &[0u8; 34], 31).unwrap_err().to_string();
     assert!(err.contains("not a whole number"), "{err}");
-    let err = dequantize("blk.0.ffn_up.weight", GgmlType::from_id(13), &[0u8; 176], 256)
+    let err = dequantize("blk.0.ffn_up.weight", GgmlType::from_id(11), &[0u8; 110], 256)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("blk.0.ffn_up.weight") && err.contains("Q5_K") && err.contains("cannot dequantize"),
+        err.contains("blk.0.ffn_up.weight") && err.contains("Q3_K") && err.contains("cannot dequantize"),
         "{err}"
     );
 }

@@ -245,14 +245,14 @@ fn duplicate_names_and_misaligned_offsets() {
 #[test]
 fn unsupported_tensor_types_fail_only_when_loaded() {
     let mut w = GgufWriter::new();
-    // Q5_K (known size, 176 bytes per 256) and an id ggml does not define.
-    w.tensor_raw("k5", &[256], GgmlType::from_id(13), vec![0u8; 176]);
+    // Q3_K (known size, 110 bytes per 256) and an id ggml does not define.
+    w.tensor_raw("k3", &[256], GgmlType::from_id(11), vec![0u8; 110]);
     w.tensor_raw("weird", &[8], GgmlType::from_id(77), vec![0u8; 8]);
     let g = GgufFile::from_bytes(w.to_bytes()).unwrap();
-    let err = g.dequantize("k5").unwrap_err();
-    assert!(matches!(err, GgufError::UnsupportedTensorType { ty: 13, .. }), "{err}");
+    let err = g.dequantize("k3").unwrap_err();
+    assert!(matches!(err, GgufError::UnsupportedTensorType { ty: 11, .. }), "{err}");
     assert!(
-        err.to_string().contains("`k5`") && err.to_string().contains("Q5_K"),
+        err.to_string().contains("`k3`") && err.to_string().contains("Q3_K"),
         "{err}"
     );
     let err = g.dequantize("weird").unwrap_err();
@@ -425,4 +425,18 @@ fn llama_config_errors_name_the_problem() {
         err.to_string().contains("44 tokens") && err.to_string().contains("40 rows"),
         "{err}"
     );
+
+    // Absurd sizes from a corrupt header are rejected before any shape
+    // arithmetic (no overflow, no enumeration of 2^40 layers).
+    let mut w = GgufWriter::new();
+    w.meta_str("general.architecture", "llama")
+        .meta("llama.block_count", MetaValue::U64(1 << 40))
+        .meta_u32("llama.context_length", 128)
+        .meta_u32("llama.embedding_length", 32)
+        .meta_u32("llama.feed_forward_length", 64)
+        .meta_u32("llama.attention.head_count", 4)
+        .meta_u32("tokenizer.ggml.eos_token_id", 2)
+        .tensor("token_embd.weight", &[44, 32], GgmlType::F32, &[0.0; 44 * 32]);
+    let err = peftc::gguf::config_from_gguf(&GgufFile::from_bytes(w.to_bytes()).unwrap());
+    assert!(err.is_err_and(|e| e.to_string().contains("num_layers = 1099511627776")));
 }

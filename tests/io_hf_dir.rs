@@ -223,6 +223,12 @@ fn bad_directories_are_clear_errors() {
     let err = err_of(dir.path());
     assert!(err.contains("hidden_size"), "{err}");
 
+    let mut huge = config_to_json(&model.config);
+    huge["num_hidden_layers"] = serde_json::json!(1_000_000_000_000u64);
+    std::fs::write(dir.path().join("config.json"), huge.to_string()).unwrap();
+    let err = err_of(dir.path());
+    assert!(err.contains("num_layers = 1000000000000"), "{err}");
+
     // The writer refuses an inconsistent model.
     let mut broken = model.clone();
     broken.tensors.remove("model.norm.weight");

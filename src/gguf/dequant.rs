@@ -6,9 +6,16 @@
 //!   `y[j] = d * ((qs[j] & 0xF) - 8)`, `y[j + 16] = d * ((qs[j] >> 4) - 8)`.
 //! - `Q4_1` (32 values, 20 bytes): `d: f16, m: f16, qs: [u8; 16]`;
 //!   `y[j] = d * (qs[j] & 0xF) + m`, `y[j + 16] = d * (qs[j] >> 4) + m`.
+//! - `Q5_0` (32 values, 22 bytes): `d: f16, qh: u32, qs: [u8; 16]`; value `j`
+//!   takes bit `j` of `qh` as its fifth bit: `y = d * ((nibble | bit << 4) - 16)`.
+//! - `Q5_1` (32 values, 24 bytes): `d: f16, m: f16, qh: u32, qs: [u8; 16]`;
+//!   `y = d * (nibble | bit << 4) + m`.
 //! - `Q8_0` (32 values, 34 bytes): `d: f16, qs: [i8; 32]`; `y[j] = d * qs[j]`.
 //! - `Q4_K` (256 values, 144 bytes): `d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128]`;
 //!   eight sub-blocks of 32 with 6-bit scales and mins packed in `scales`.
+//! - `Q5_K` (256 values, 176 bytes): `d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]`;
+//!   as `Q4_K` with a fifth bit per value from `qh` (bit `2c` for the low
+//!   nibbles of chunk `c`, bit `2c + 1` for its high nibbles).
 //! - `Q6_K` (256 values, 210 bytes): `ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16`;
 //!   sixteen sub-blocks of 16, 6-bit quants `(low 4 bits | high 2 bits << 4) - 32`.
 
@@ -43,6 +50,53 @@ fn dequant_q4_1(src: &[u8], dst: &mut [f32]) {
         for j in 0..16 {
             lo[j] = (qs[j] & 0x0F) as f32 * d + m;
             hi[j] = (qs[j] >> 4) as f32 * d + m;
+        }
+    }
+}
+
+fn dequant_q5(src: &[u8], dst: &mut [f32], with_min: bool) {
+    let header = if with_min { 8 } else { 6 };
+    for (block, y) in src.chunks_exact(header + 16).zip(dst.chunks_exact_mut(32)) {
+        let d = f16_at(block, 0);
+        let m = if with_min { f16_at(block, 2) } else { 0.0 };
+        let offset = if with_min { 0 } else { 16 };
+        let qh = u32::from_le_bytes([
+            block[header - 4],
+            block[header - 3],
+            block[header - 2],
+            block[header - 1],
+        ]);
+        let qs = &block[header..header + 16];
+        let (lo, hi) = y.split_at_mut(16);
+        for j in 0..16 {
+            let b0 = ((qh >> j) & 1) as u8;
+            let b1 = ((qh >> (j + 16)) & 1) as u8;
+            lo[j] = (((qs[j] & 0x0F) | (b0 << 4)) as i32 - offset) as f32 * d + m;
+            hi[j] = (((qs[j] >> 4) | (b1 << 4)) as i32 - offset) as f32 * d + m;
+        }
+    }
+}
+
+fn dequant_q5_k(src: &[u8], dst: &mut [f32]) {
+    for (block, y) in src.chunks_exact(176).zip(dst.chunks_exact_mut(QK_K)) {
+        let d = f16_at(block, 0);
+        let dmin = f16_at(block, 2);
+        let scales = &block[4..16];
+        let qh = &block[16..48];
+        let qs = &block[48..176];
+        for (chunk, (q, y)) in qs.chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
+            let (sc1, m1) = scale_min_k4(2 * chunk, scales);
+            let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
+            let (d1, m1) = (d * sc1 as f32, dmin * m1 as f32);
+            let (d2, m2) = (d * sc2 as f32, dmin * m2 as f32);
+            let (u1, u2) = (1u8 << (2 * chunk), 2u8 << (2 * chunk));
+            let (lo, hi) = y.split_at_mut(32);
+            for l in 0..32 {
+                let h1 = if qh[l] & u1 != 0 { 16 } else { 0 };
+                let h2 = if qh[l] & u2 != 0 { 16 } else { 0 };
+                lo[l] = d1 * ((q[l] & 0x0F) + h1) as f32 - m1;
+                hi[l] = d2 * ((q[l] >> 4) + h2) as f32 - m2;
+            }
         }
     }
 }
@@ -173,7 +227,10 @@ pub fn dequantize_into(tensor: &str, ty: GgmlType, src: &[u8], dst: &mut [f32]) 
         GgmlType::BF16 => dequant_bf16(src, dst),
         GgmlType::Q4_0 => dequant_q4_0(src, dst),
         GgmlType::Q4_1 => dequant_q4_1(src, dst),
+        GgmlType::Q5_0 => dequant_q5(src, dst, false),
+        GgmlType::Q5_1 => dequant_q5(src, dst, true),
         GgmlType::Q8_0 => dequant_q8_0(src, dst),
+        GgmlType::Q5_K => dequant_q5_k(src, dst),
         GgmlType::Q4_K => dequant_q4_k(src, dst),
         GgmlType::Q6_K => dequant_q6_k(src, dst),
         GgmlType::Other(_) => return Err(unsupported(tensor, ty)),

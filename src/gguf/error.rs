@@ -36,7 +36,7 @@ pub enum GgufError {
     #[error("corrupt GGUF file: duplicate tensor `{name}`")]
     DuplicateTensor { name: String },
     #[error(
-        "tensor `{tensor}` has ggml type {ty} ({name}), which peftc cannot dequantize (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)"
+        "tensor `{tensor}` has ggml type {ty} ({name}), which peftc cannot dequantize (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)"
     )]
     UnsupportedTensorType {
         tensor: String,

@@ -223,12 +223,7 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
             )));
         }
     }
-    if num_layers == 0 || hidden_size == 0 || intermediate_size == 0 {
-        return Err(bad_config(
-            "block_count, embedding_length and feed_forward_length must be positive".into(),
-        ));
-    }
-    Ok(ModelConfig {
+    let config = ModelConfig {
         architecture: arch,
         vocab_size,
         hidden_size,
@@ -243,7 +238,9 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
         tie_word_embeddings: g.tensor_info("output.weight").is_none(),
         bos_token_id,
         eos_token_id,
-    })
+    };
+    check_config_bounds(&config).map_err(bad_config)?;
+    Ok(config)
 }
 
 /// The tokenizer material embedded in the GGUF (`tokenizer.ggml.*`), if any.
@@ -304,6 +301,34 @@ pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<Option<TokenizerSource>> {
     }))
 }
 
+/// Largest width and layer count peftc accepts from a model file: far above
+/// any real Llama, low enough that shape products cannot overflow and a
+/// corrupt header cannot make peftc enumerate billions of tensors.
+pub const MAX_DIM: usize = 1 << 24;
+pub const MAX_LAYERS: usize = 4096;
+
+/// Reject configurations whose sizes no real model has (corrupt or hostile
+/// files), before any shape arithmetic is done with them.
+pub fn check_config_bounds(c: &ModelConfig) -> std::result::Result<(), String> {
+    let dims = [
+        ("vocab_size", c.vocab_size),
+        ("hidden_size", c.hidden_size),
+        ("intermediate_size", c.intermediate_size),
+        ("num_heads", c.num_heads),
+        ("num_kv_heads", c.num_kv_heads),
+        ("head_dim", c.head_dim),
+    ];
+    for (name, v) in dims {
+        if v == 0 || v > MAX_DIM {
+            return Err(format!("{name} = {v} is outside 1..={MAX_DIM}"));
+        }
+    }
+    if c.num_layers == 0 || c.num_layers > MAX_LAYERS {
+        return Err(format!("num_layers = {} is outside 1..={MAX_LAYERS}", c.num_layers));
+    }
+    Ok(())
+}
+
 /// Expected HF shape of every tensor of a Llama model with this config.
 pub fn expected_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let (d, f) = (c.hidden_size, c.intermediate_size);
@@ -352,35 +377,42 @@ pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
             });
         }
     }
+    // Check the tensor table against the config before dequantizing anything.
     let expected = expected_shapes(&config);
+    for (name, shape) in &expected {
+        let gguf_name = hf_to_gguf_name(name).expect("expected_shapes yields llama names");
+        let info = g.tensor_info(&gguf_name).ok_or_else(|| GgufError::MissingTensor {
+            name: gguf_name.clone(),
+        })?;
+        if &info.shape() != shape {
+            return Err(GgufError::BadTensor {
+                tensor: gguf_name,
+                message: format!(
+                    "shape {:?} (HF order), expected {shape:?} for this config",
+                    info.shape()
+                ),
+            });
+        }
+    }
+    if g.tensors().len() != expected.len() {
+        let known: std::collections::HashSet<String> =
+            expected.iter().filter_map(|(n, _)| hf_to_gguf_name(n)).collect();
+        let extra = g
+            .tensors()
+            .iter()
+            .find(|t| !known.contains(&t.name))
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        return Err(GgufError::UnexpectedTensor {
+            name: extra,
+            arch,
+            why: format!("the config has {} layers", config.num_layers),
+        });
+    }
     let mut tensors = TensorStore::new();
     for (name, data) in g.dequantize_all(threads)? {
         let hf = gguf_to_hf_name(&name).expect("checked above");
         tensors.insert(hf, data);
-    }
-    for (name, shape) in &expected {
-        let t = tensors.get(name).ok_or_else(|| GgufError::MissingTensor {
-            name: hf_to_gguf_name(name).unwrap_or_else(|| name.clone()),
-        })?;
-        if &t.shape != shape {
-            return Err(GgufError::BadTensor {
-                tensor: hf_to_gguf_name(name).unwrap_or_else(|| name.clone()),
-                message: format!("shape {:?} (HF order), expected {shape:?} for this config", t.shape),
-            });
-        }
-    }
-    if tensors.len() != expected.len() {
-        let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-        let extra = tensors
-            .keys()
-            .find(|k| !known.contains(k.as_str()))
-            .cloned()
-            .unwrap_or_default();
-        return Err(GgufError::UnexpectedTensor {
-            name: hf_to_gguf_name(&extra).unwrap_or(extra),
-            arch,
-            why: format!("the config has {} layers", config.num_layers),
-        });
     }
     for l in 0..config.num_layers {
         for (proj, heads) in [("q_proj", config.num_heads), ("k_proj", config.num_kv_heads)] {
