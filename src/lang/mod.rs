@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod dims;
 pub mod experiment;
+pub mod eval;
 pub mod explain;
 pub mod ir;
 pub mod linearity;
