@@ -700,7 +700,9 @@ pub fn check(
                 given: &given,
                 call_span: Some(r.scheme.span),
                 targets: &slots,
-                warn: false,
+                // Schemes with a parameter lacking a default are only ever
+                // checked here, so their warnings come from the runs.
+                warn: sref.ast.params.iter().any(|p| p.default.is_none()),
             };
             let Some(inst) = checker::instantiate(&cx, d) else {
                 ok = false;
