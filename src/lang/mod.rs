@@ -180,6 +180,15 @@ mod tests {
     }
 
     #[test]
+    fn typos_get_a_suggestion() {
+        let (_, d) = check_src("scheme s(r = 4) { A : [in, r] per_layer init zeros  B : [r, out] per_layer init zeros  delta = x @ A @ b }");
+        let e = d.items.iter().find(|x| x.kind.code() == "E0102").unwrap();
+        assert!(e.notes.iter().any(|n| n == "did you mean `B`?"), "{:?}", e.notes);
+        assert_eq!(diagnostic::did_you_mean("adamw_lr", ["lr", "batch"]), None);
+        assert_eq!(diagnostic::did_you_mean("ephocs", ["epochs", "batch"]).as_deref(), Some("did you mean `epochs`?"));
+    }
+
+    #[test]
     fn numbers_print_compactly() {
         assert_eq!(explain::g(1.0 / 750.0), "0.00133333");
         assert_eq!(explain::g(4.21875e10), "4.21875e10");
