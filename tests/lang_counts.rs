@@ -152,3 +152,14 @@ fn no_panic_on_truncated_or_mutated_fixtures() {
     }
     assert!(n > 1000);
 }
+
+#[test]
+fn gguf_shapes_agree_with_the_preset() {
+    let path = std::env::var_os("PEFTC_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models/SmolLM2-135M-Instruct.Q4_1.gguf")));
+    assert!(path.exists(), "model file {} missing: run scripts/setup.sh (or set PEFTC_MODEL)", path.display());
+    let read = lang::preset::read_gguf_shapes(&path).expect("reads the GGUF metadata");
+    let preset = lang::preset::preset("smollm2-135m").unwrap();
+    assert_eq!(ModelShapes { name: preset.name.clone(), ..read }, preset);
+}

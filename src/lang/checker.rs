@@ -267,6 +267,14 @@ impl Scope<'_> {
             return None;
         }
         let mut diag = Diagnostic::error(ErrorKind::UnknownName(n.into()), span).label("not declared in this scheme");
+        let names = ["x", "W"]
+            .into_iter()
+            .chain(self.params.keys().map(String::as_str))
+            .chain(self.tensors.keys().map(String::as_str))
+            .chain(self.lets.keys().map(String::as_str));
+        if let Some(h) = super::diagnostic::did_you_mean(n, names) {
+            diag = diag.note(h);
+        }
         if self.dim_names.contains(n) || n == TOKENS {
             diag = diag.note("dimension names are not values; declare a parameter to use a size in a formula");
         } else if INITS.contains(&n) {
@@ -403,11 +411,11 @@ impl Scope<'_> {
                 None
             }
             n => {
-                d.push(
-                    Diagnostic::error(ErrorKind::UnknownFunction(n.into()), func.span)
-                        .label("not a function")
-                        .note(format!("functions are {}", FUNCTIONS.join(", "))),
-                );
+                let mut diag = Diagnostic::error(ErrorKind::UnknownFunction(n.into()), func.span).label("not a function");
+                if let Some(h) = super::diagnostic::did_you_mean(n, FUNCTIONS) {
+                    diag = diag.note(h);
+                }
+                d.push(diag.note(format!("functions are {}", FUNCTIONS.join(", "))));
                 None
             }
         }
@@ -788,6 +796,9 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
                     if !dim_names.contains(&di.name) {
                         let mut diag = Diagnostic::error(ErrorKind::UnknownDim(di.name.clone()), di.span)
                             .label("not `in`, `out` or a parameter of this scheme");
+                        if let Some(h) = super::diagnostic::did_you_mean(&di.name, dim_names.iter().map(String::as_str)) {
+                            diag = diag.note(h);
+                        }
                         if di.name == TOKENS {
                             diag = diag.note("`tokens` belongs to `x` only");
                         }

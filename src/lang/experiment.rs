@@ -405,11 +405,12 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
             } else {
                 "optimizer, lr, weight_decay, schedule, grad_clip, epochs, batch, seed, precision, merge"
             };
-            d.push(
-                Diagnostic::error(ErrorKind::UnknownSetting(format!("`{other}` in train settings")), kv.key.span)
-                    .label("unknown")
-                    .note(format!("expected one of: {keys}")),
-            );
+            let mut diag =
+                Diagnostic::error(ErrorKind::UnknownSetting(format!("`{other}` in train settings")), kv.key.span).label("unknown");
+            if let Some(h) = super::diagnostic::did_you_mean(other, keys.split(", ")) {
+                diag = diag.note(h);
+            }
+            d.push(diag.note(format!("expected one of: {keys}")));
             false
         }
     }
@@ -430,7 +431,11 @@ fn targets(groups: &[AstTargetGroup], shapes: &ModelShapes, d: &mut Vec<Diagnost
                 match m.name.parse::<Target>() {
                     Ok(t) => vec![t],
                     Err(_) => {
-                        err(d, ErrorKind::UnknownTarget(m.name.clone()), m.span, "not a target module");
+                        let mut diag = Diagnostic::error(ErrorKind::UnknownTarget(m.name.clone()), m.span).label("not a target module");
+                        if let Some(h) = super::diagnostic::did_you_mean(&m.name, Target::ALL.iter().map(|t| t.name())) {
+                            diag = diag.note(h);
+                        }
+                        d.push(diag);
                         ok = false;
                         continue;
                     }
@@ -589,7 +594,12 @@ pub fn check(
     let mut names: BTreeMap<String, Span> = BTreeMap::new();
     for r in runs_ast {
         let Some(sref) = schemes.get(&r.scheme.name) else {
-            d.push(Diagnostic::error(ErrorKind::UnknownScheme(r.scheme.name.clone()), r.scheme.span).label("no scheme of this name is loaded"));
+            let mut diag = Diagnostic::error(ErrorKind::UnknownScheme(r.scheme.name.clone()), r.scheme.span)
+                .label("no scheme of this name is loaded");
+            if let Some(h) = super::diagnostic::did_you_mean(&r.scheme.name, schemes.keys().map(String::as_str)) {
+                diag = diag.note(h);
+            }
+            d.push(diag);
             ok = false;
             continue;
         };
@@ -609,10 +619,15 @@ pub fn check(
                 continue;
             }
             if !sref.ast.params.iter().any(|p| p.name.name == n.name) {
-                d.push(
+                let mut diag =
                     Diagnostic::error(ErrorKind::UnknownArgument { scheme: sref.ast.name.name.clone(), name: n.name.clone() }, n.span)
                         .label("unknown parameter")
-                        .with(sref.ast.name.span, "scheme declared here")
+                        .with(sref.ast.name.span, "scheme declared here");
+                if let Some(h) = super::diagnostic::did_you_mean(&n.name, sref.ast.params.iter().map(|p| p.name.name.as_str())) {
+                    diag = diag.note(h);
+                }
+                d.push(
+                    diag
                         .note(format!(
                             "its parameters are: {}",
                             sref.ast.params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -700,7 +715,9 @@ pub fn check(
                 given: &given,
                 call_span: Some(r.scheme.span),
                 targets: &slots,
-                warn: false,
+                // Schemes with a parameter lacking a default are only ever
+                // checked here, so their warnings come from the runs.
+                warn: sref.ast.params.iter().any(|p| p.default.is_none()),
             };
             let Some(inst) = checker::instantiate(&cx, d) else {
                 ok = false;

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod dims;
 pub mod experiment;
+pub mod eval;
 pub mod explain;
 pub mod ir;
 pub mod linearity;
@@ -176,6 +177,15 @@ mod tests {
         let p = p.unwrap_or_else(|| panic!("{}", d.render(false)));
         assert!(!p.schemes[0].mergeability.linear);
         assert!(d.items.iter().any(|x| x.kind.code() == "W0103"));
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        let (_, d) = check_src("scheme s(r = 4) { A : [in, r] per_layer init zeros  B : [r, out] per_layer init zeros  delta = x @ A @ b }");
+        let e = d.items.iter().find(|x| x.kind.code() == "E0102").unwrap();
+        assert!(e.notes.iter().any(|n| n == "did you mean `B`?"), "{:?}", e.notes);
+        assert_eq!(diagnostic::did_you_mean("adamw_lr", ["lr", "batch"]), None);
+        assert_eq!(diagnostic::did_you_mean("ephocs", ["epochs", "batch"]).as_deref(), Some("did you mean `epochs`?"));
     }
 
     #[test]
