@@ -100,11 +100,6 @@ fn fold_un(f: UnaryFn, a: f64) -> f64 {
     }
 }
 
-fn describe(e: &AstExpr, x: &Expr) -> String {
-    let _ = e;
-    format!("dims {}", fmt_dims(&x.dims))
-}
-
 impl Scope<'_> {
     /// Type an expression of the formula language.
     fn ty(&self, e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Expr> {
@@ -172,7 +167,7 @@ impl Scope<'_> {
                         if !r.dims.is_empty() {
                             d.push(
                                 Diagnostic::error(ErrorKind::NonScalarExponent(fmt_dims(&r.dims)), rhs.span)
-                                    .label(describe(rhs, &r)),
+                                    .label(format!("this has dims {}", fmt_dims(&r.dims))),
                             );
                             return None;
                         }

@@ -136,7 +136,8 @@ pub fn eval(e: &Expr, env: &Env) -> NamedArray {
             }
             out
         }
-        ExprKind::Reduce { func, arg, over, eps } => {
+        // The result's dims (`e.dims`) already omit the reduced one.
+        ExprKind::Reduce { func, arg, eps, .. } => {
             let a = eval(arg, env);
             let mut sum = NamedArray::from_fn(&e.dims, sizes, |_| 0.0);
             let mut count = NamedArray::from_fn(&e.dims, sizes, |_| 0.0);
@@ -149,7 +150,6 @@ pub fn eval(e: &Expr, env: &Env) -> NamedArray {
                 sum.data[flat] += a.data[i] * a.data[i];
                 count.data[flat] += 1.0;
             }
-            let _ = over;
             for (s, c) in sum.data.iter_mut().zip(&count.data) {
                 *s = match func {
                     ReduceFn::Rms => (*s / c + eps).sqrt(),
