@@ -8,3 +8,7 @@ pub mod weights;
 pub mod data;
 pub mod eval;
 pub mod model;
+pub mod gguf;
+pub mod hf_dir;
+pub mod model_source;
+pub mod tokenizer;
