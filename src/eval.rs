@@ -69,7 +69,7 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
-    fn total(&self) -> ExampleLoss {
+    pub fn total(&self) -> ExampleLoss {
         self.examples.iter().fold(ExampleLoss::default(), |a, e| ExampleLoss {
             nats_all: a.nats_all + e.nats_all,
             tokens_all: a.tokens_all + e.tokens_all,
@@ -88,14 +88,6 @@ impl EvalReport {
     pub fn bits_completion(&self) -> f64 {
         let t = self.total();
         t.nats_completion / t.tokens_completion.max(1) as f64 / std::f64::consts::LN_2
-    }
-
-    /// Per-example mean bits, averaged over examples (all tokens, completion).
-    pub fn bits_per_example_mean(&self) -> (f64, f64) {
-        let n = self.examples.len().max(1) as f64;
-        let all = self.examples.iter().map(|e| e.nats_all / e.tokens_all.max(1) as f64).sum::<f64>();
-        let comp = self.examples.iter().map(|e| e.nats_completion / e.tokens_completion.max(1) as f64).sum::<f64>();
-        (all / n / std::f64::consts::LN_2, comp / n / std::f64::consts::LN_2)
     }
 
     pub fn tokens_per_second(&self) -> f64 {
@@ -149,4 +141,139 @@ pub fn evaluate<B: Backend, H: LinearHook<B>>(
         progress(done, examples.len());
     }
     EvalReport { examples: out, seconds: start.elapsed().as_secs_f64(), tokens_processed }
+}
+
+/// Arguments of `peftc eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// GGUF file or HF model directory.
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Dataset: `gsm8k`, a directory holding `{split}.jsonl`, or a jsonl file.
+    #[arg(long, default_value = "gsm8k")]
+    pub data: String,
+    /// Split name (`test`, `train`).
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Skip the first N examples of the split.
+    #[arg(long, default_value_t = 0)]
+    pub skip: usize,
+    /// Only the first N examples (after `--skip`).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Truncate every example to this many tokens.
+    #[arg(long, default_value_t = 512)]
+    pub max_len: usize,
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Compute backend: ndarray (CPU), or tch / cuda when built with those features.
+    #[arg(long, default_value = "ndarray")]
+    pub backend: String,
+    /// Also write the report (totals and per-example losses) as JSON to this file.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// `peftc eval`: base-model loss in bits on a GSM8K split.
+pub fn run_eval_cli(args: &EvalArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if args.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    let t0 = Instant::now();
+    let loaded = crate::model_source::load_model(&args.model)?;
+    let load_secs = t0.elapsed().as_secs_f64();
+    let tokenizer = crate::tokenizer::Tokenizer::for_model(&loaded)
+        .with_context(|| format!("building the tokenizer of {}", args.model.display()))?;
+    let path = crate::data::gsm8k::resolve_split(&args.data, &args.split)?;
+    let mut examples = crate::data::read_jsonl(&path)?;
+    examples.drain(..args.skip.min(examples.len()));
+    if let Some(n) = args.limit {
+        examples.truncate(n);
+    }
+    if examples.is_empty() {
+        anyhow::bail!("{}: no examples to evaluate", path.display());
+    }
+    let max_pos = loaded.config.max_position_embeddings.min(crate::model::llama::MAX_ROPE_POSITIONS);
+    if args.max_len > max_pos {
+        anyhow::bail!("--max-len {} exceeds the model's {} positions", args.max_len, max_pos);
+    }
+    let eos = loaded.config.eos_token_id;
+    let encoded = crate::data::gsm8k::encode_all(tokenizer.inner(), &examples, eos, args.max_len)?;
+    eprintln!(
+        "model {} loaded in {load_secs:.1}s; {} examples from {}",
+        args.model.display(),
+        encoded.len(),
+        path.display()
+    );
+    let report = match args.backend.as_str() {
+        "ndarray" => eval_on::<burn::backend::NdArray<f32>>(&loaded, &encoded, args, eos, &Default::default())?,
+        #[cfg(feature = "tch")]
+        "tch" => eval_on::<burn::backend::LibTorch<f32>>(&loaded, &encoded, args, eos, &Default::default())?,
+        #[cfg(feature = "cuda")]
+        "cuda" => eval_on::<burn::backend::Cuda<f32, i32>>(&loaded, &encoded, args, eos, &Default::default())?,
+        other => anyhow::bail!("unknown or not compiled-in backend `{other}` (this build has: {})", compiled_backends()),
+    };
+    let total = report.total();
+    println!("examples:                 {}", report.examples.len());
+    println!("loss (all tokens):        {:.4} bits/token over {} tokens", report.bits_all(), total.tokens_all);
+    println!("loss (completion):        {:.4} bits/token over {} tokens", report.bits_completion(), total.tokens_completion);
+    println!(
+        "time: {:.1}s, {:.1} tokens/s ({} backend, batch {}, max_len {})",
+        report.seconds,
+        report.tokens_per_second(),
+        args.backend,
+        args.batch,
+        args.max_len
+    );
+    if let Some(out) = &args.out {
+        let json = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "data": path.display().to_string(),
+            "skip": args.skip,
+            "examples": report.examples.len(),
+            "max_len": args.max_len,
+            "bits_all": report.bits_all(),
+            "bits_completion": report.bits_completion(),
+            "tokens_all": total.tokens_all,
+            "tokens_completion": total.tokens_completion,
+            "seconds": report.seconds,
+            "tokens_per_second": report.tokens_per_second(),
+            "per_example": report.examples,
+        });
+        crate::atomic::write_atomic(out, serde_json::to_string_pretty(&json)?.as_bytes())?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn compiled_backends() -> &'static str {
+    if cfg!(all(feature = "tch", feature = "cuda")) {
+        "ndarray, tch, cuda"
+    } else if cfg!(feature = "tch") {
+        "ndarray, tch"
+    } else if cfg!(feature = "cuda") {
+        "ndarray, cuda"
+    } else {
+        "ndarray"
+    }
+}
+
+fn eval_on<B: Backend>(
+    loaded: &crate::weights::LoadedModel,
+    encoded: &[EncodedExample],
+    args: &EvalArgs,
+    pad_id: u32,
+    device: &B::Device,
+) -> anyhow::Result<EvalReport> {
+    let model = Llama::<B>::from_loaded(loaded, device)?;
+    let total = encoded.len();
+    let mut last = Instant::now();
+    Ok(evaluate(&model, &crate::hook::NoAdapter, encoded, args.batch, pad_id, device, |done, n| {
+        if done == n || last.elapsed().as_secs_f64() > 5.0 {
+            eprintln!("  {done}/{total} examples");
+            last = Instant::now();
+        }
+    }))
 }

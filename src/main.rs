@@ -54,6 +54,8 @@ enum Command {
         /// Output directory.
         out: PathBuf,
     },
+    /// Base-model loss in bits per token on a dataset split (all tokens and completion only).
+    Eval(peftc::eval::EvalArgs),
 }
 
 fn bench_load(model: &Path, repeat: usize) -> Result<()> {
@@ -131,6 +133,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
+        Command::Eval(args) => peftc::eval::run_eval_cli(&args),
     }
 }
 
