@@ -57,7 +57,7 @@ fn logits_have_batch_seq_vocab_shape() {
 fn padding_does_not_change_a_sequences_logits() {
     let model: Llama<B> = LlamaConfig::tiny().init(&dev());
     let short = vec![3, 14, 15, 9];
-    let (ids, pad) = tokens(&[short.clone()]);
+    let (ids, pad) = tokens(std::slice::from_ref(&short));
     let alone = to_vec(model.forward(ids, pad, &NoAdapter));
     let (ids, pad) = tokens(&[vec![2, 7, 18, 28, 18, 28, 45, 9], short.clone()]);
     let batched = model.forward(ids, pad, &NoAdapter);

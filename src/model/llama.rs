@@ -261,10 +261,10 @@ impl<B: Backend> Llama<B> {
 
 fn check_config(c: &ModelConfig) -> Result<(), ModelError> {
     let bad = |reason: String| Err(ModelError::BadConfig { reason });
-    if c.num_heads == 0 || c.num_kv_heads == 0 || c.num_heads % c.num_kv_heads != 0 {
+    if c.num_heads == 0 || c.num_kv_heads == 0 || !c.num_heads.is_multiple_of(c.num_kv_heads) {
         return bad(format!("{} attention heads cannot be grouped over {} key/value heads", c.num_heads, c.num_kv_heads));
     }
-    if c.head_dim == 0 || c.head_dim % 2 != 0 {
+    if c.head_dim == 0 || !c.head_dim.is_multiple_of(2) {
         return bad(format!("head_dim {} must be even and positive for rotary embeddings", c.head_dim));
     }
     if c.hidden_size == 0 || c.vocab_size == 0 || c.intermediate_size == 0 {

@@ -31,7 +31,7 @@ pub fn rope_angle(theta: f64, head_dim: usize, pos: usize, i: usize) -> f32 {
 impl<B: Backend> Rope<B> {
     /// Tables for `head_dim` (even) and positions `0..max_len`.
     pub fn new(head_dim: usize, max_len: usize, theta: f64, device: &B::Device) -> Self {
-        assert!(head_dim % 2 == 0, "rotary head_dim must be even, got {head_dim}");
+        assert!(head_dim.is_multiple_of(2), "rotary head_dim must be even, got {head_dim}");
         let half = head_dim / 2;
         let mut cos = Vec::with_capacity(max_len * head_dim);
         let mut sin = Vec::with_capacity(max_len * head_dim);
