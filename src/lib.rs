@@ -1,12 +1,15 @@
 //! peftc: a declarative experiment-spec compiler for parameter-efficient fine-tuning.
 
 pub mod atomic;
+pub mod data;
+pub mod eval;
 pub mod gguf;
 pub mod hf_dir;
 pub mod hook;
 pub mod io_cli;
 pub mod lang;
 pub mod metrics;
+pub mod model;
 pub mod model_source;
 pub mod report;
 pub mod target;

@@ -76,6 +76,8 @@ enum Cmd {
         /// Output directory.
         out: PathBuf,
     },
+    /// Base-model loss in bits per token on a dataset split (all tokens and completion only).
+    Eval(peftc::eval::EvalArgs),
 }
 
 /// Exit code of a command that returns `anyhow::Result`: errors are printed with their causes.
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
                 println!("{}", p.display());
             }
         })),
+        Cmd::Eval(args) => report(peftc::eval::run_eval_cli(&args)),
         Cmd::BenchLoad { model, repeat } => report(peftc::io_cli::bench_load(&model, repeat)),
         Cmd::Inspect { model, tensors } => report(peftc::io_cli::inspect(&model, tensors)),
         Cmd::Tokenize { model, text } => report(peftc::io_cli::tokenize(&model, &text)),
