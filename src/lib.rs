@@ -5,3 +5,6 @@ pub mod hook;
 pub mod metrics;
 pub mod target;
 pub mod weights;
+pub mod lower;
+pub mod train;
+pub mod backend;
