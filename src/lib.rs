@@ -8,3 +8,4 @@ pub mod weights;
 pub mod lower;
 pub mod train;
 pub mod backend;
+pub mod lang;

@@ -1,0 +1,752 @@
+//! Checking experiments: model, data, targets, train settings, and the
+//! expansion of runs (sweeps) into instantiated schemes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::ast::*;
+use super::checker::{self, GivenArg, InstantiateCtx, TargetSlot, eval_const, fmt_num};
+use super::diagnostic::{Diagnostic, ErrorKind};
+use super::ir::*;
+use super::preset;
+use super::source::normalize;
+use crate::target::Target;
+
+/// A scheme available to experiments: its AST and the text of its file.
+pub struct SchemeRef<'a> {
+    pub ast: &'a AstScheme,
+    pub text: &'a str,
+}
+
+fn err(d: &mut Vec<Diagnostic>, kind: ErrorKind, span: Span, label: &str) {
+    d.push(Diagnostic::error(kind, span).label(label));
+}
+
+fn number(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<f64> {
+    match eval_const(e, &BTreeMap::new()) {
+        Ok(v) if v.is_finite() => Some(v),
+        Ok(_) => {
+            err(d, ErrorKind::NotANumber("not finite".into()), e.span, "here");
+            None
+        }
+        Err((sp, m)) => {
+            err(d, ErrorKind::NotANumber(m), sp, "expected a number");
+            None
+        }
+    }
+}
+
+fn uint(e: &AstExpr, what: &str, min: u64, d: &mut Vec<Diagnostic>) -> Option<u64> {
+    let v = number(e, d)?;
+    if v.fract() != 0.0 || v < min as f64 || v > 1e15 {
+        err(d, ErrorKind::BadValue(format!("{what} must be an integer ≥ {min}, found {}", fmt_num(v))), e.span, "here");
+        return None;
+    }
+    Some(v as u64)
+}
+
+fn positive(e: &AstExpr, what: &str, allow_zero: bool, d: &mut Vec<Diagnostic>) -> Option<f64> {
+    let v = number(e, d)?;
+    if v < 0.0 || (!allow_zero && v == 0.0) {
+        let bound = if allow_zero { "≥ 0" } else { "> 0" };
+        err(d, ErrorKind::BadValue(format!("{what} must be {bound}, found {}", fmt_num(v))), e.span, "here");
+        return None;
+    }
+    Some(v)
+}
+
+fn word<'a>(e: &'a AstExpr) -> Option<&'a str> {
+    match &e.kind {
+        AstExprKind::Ident(n) => Some(n),
+        _ => None,
+    }
+}
+
+fn call_parts(e: &AstExpr) -> Option<(&Ident, &[AstArg])> {
+    match &e.kind {
+        AstExprKind::Call { func, args } => Some((func, args)),
+        _ => None,
+    }
+}
+
+fn string_arg(args: &[AstArg]) -> Option<(&str, Span)> {
+    match args.first().map(|a| (&a.name, &a.value)) {
+        Some((None, AstExpr { kind: AstExprKind::Str(s), span, .. })) => Some((s, *span)),
+        _ => None,
+    }
+}
+
+fn check_keys(args: &[AstArg], allowed: &[&str], ctx: &str, d: &mut Vec<Diagnostic>) -> bool {
+    let mut ok = true;
+    let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
+    for a in args {
+        if let Some(n) = &a.name {
+            if !allowed.contains(&n.name.as_str()) {
+                d.push(
+                    Diagnostic::error(ErrorKind::UnknownSetting(format!("`{}` in {ctx}", n.name)), n.span)
+                        .label("unknown")
+                        .note(format!("expected one of: {}", allowed.join(", "))),
+                );
+                ok = false;
+            } else if let Some(prev) = seen.insert(&n.name, n.span) {
+                d.push(
+                    Diagnostic::error(ErrorKind::Duplicate { what: "setting", name: n.name.clone() }, n.span)
+                        .label("given again")
+                        .with(prev, "first given here"),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+fn named<'a>(args: &'a [AstArg], k: &str) -> Option<&'a AstExpr> {
+    args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == k)).map(|a| &a.value)
+}
+
+fn resolve_path(dir: &Path, p: &str) -> PathBuf {
+    normalize(&dir.join(p))
+}
+
+/// Model shapes of a source, with the `shapes:` hint as fallback.
+fn model(e: &AstExpr, dir: &Path, override_shapes: Option<&ModelShapes>, d: &mut Vec<Diagnostic>) -> Option<(ModelSource, ModelShapes)> {
+    let Some((func, args)) = call_parts(e) else {
+        err(d, ErrorKind::BadValue("`model` is gguf(\"file\"), hf(\"dir\") or preset(\"name\")".into()), e.span, "here");
+        return None;
+    };
+    if !check_keys(args, &["shapes"], "model", d) {
+        return None;
+    }
+    let Some((s, sspan)) = string_arg(args) else {
+        err(d, ErrorKind::BadValue(format!("`{}` takes a string first", func.name)), e.span, "here");
+        return None;
+    };
+    let hint = match named(args, "shapes") {
+        None => None,
+        Some(h) => match &h.kind {
+            AstExprKind::Str(n) => match preset::preset(n) {
+                Some(p) => Some(p),
+                None => {
+                    err(d, ErrorKind::ModelShapes(format!("unknown preset `{n}` (known: {})", preset::PRESETS.join(", "))), h.span, "unknown preset");
+                    return None;
+                }
+            },
+            _ => {
+                err(d, ErrorKind::BadValue("`shapes:` takes a preset name string".into()), h.span, "here");
+                return None;
+            }
+        },
+    };
+    // Messages name the path as written, not the absolute one.
+    let (src, read): (ModelSource, Result<ModelShapes, String>) = match func.name.as_str() {
+        "gguf" => {
+            let p = resolve_path(dir, s);
+            let r = preset::read_gguf_shapes(&p).map_err(|m| m.replace(&p.display().to_string(), s));
+            (ModelSource::Gguf(p), r)
+        }
+        "hf" => {
+            let p = resolve_path(dir, s);
+            let r = preset::read_hf_config(&p).map_err(|m| m.replace(&p.display().to_string(), s));
+            (ModelSource::Hf(p), r)
+        }
+        "preset" => match preset::preset(s) {
+            Some(p) => (ModelSource::Preset(s.to_string()), Ok(p)),
+            None => {
+                err(d, ErrorKind::ModelShapes(format!("unknown preset `{s}` (known: {})", preset::PRESETS.join(", "))), sspan, "unknown preset");
+                return None;
+            }
+        },
+        other => {
+            err(d, ErrorKind::BadValue(format!("unknown model source `{other}` (gguf, hf, preset)")), func.span, "here");
+            return None;
+        }
+    };
+    if let Some(o) = override_shapes {
+        return Some((src, o.clone()));
+    }
+    match (read, hint) {
+        (Ok(s), _) => Some((src, s)),
+        (Err(_), Some(h)) => Some((src, h)),
+        (Err(m), None) => {
+            d.push(
+                Diagnostic::error(ErrorKind::ModelShapes(m), e.span)
+                    .label("cannot read this model")
+                    .note("run scripts/setup.sh, or add `shapes: \"smollm2-135m\"` to use a preset's shapes"),
+            );
+            None
+        }
+    }
+}
+
+fn data(e: &AstExpr, dir: &Path, d: &mut Vec<Diagnostic>) -> Option<DataSpec> {
+    let Some((func, args)) = call_parts(e).filter(|(f, _)| f.name == "gsm8k") else {
+        err(d, ErrorKind::BadValue("`data` is gsm8k(\"dir\", train: N|all, test: N|all, max_len: N, loss: all|completion)".into()), e.span, "here");
+        return None;
+    };
+    let _ = func;
+    if !check_keys(args, &["train", "test", "max_len", "loss"], "gsm8k", d) {
+        return None;
+    }
+    let Some((s, _)) = string_arg(args) else {
+        err(d, ErrorKind::BadValue("gsm8k takes the data directory first".into()), e.span, "here");
+        return None;
+    };
+    let subset = |k: &str, d: &mut Vec<Diagnostic>| -> Option<Subset> {
+        match named(args, k) {
+            None => Some(Subset::All),
+            Some(v) if word(v) == Some("all") => Some(Subset::All),
+            Some(v) => uint(v, k, 1, d).map(|n| Subset::First(n as usize)),
+        }
+    };
+    let train = subset("train", d);
+    let test = subset("test", d);
+    let max_len = match named(args, "max_len") {
+        None => Some(512),
+        Some(v) => uint(v, "max_len", 2, d).map(|v| v as usize),
+    };
+    let loss = match named(args, "loss") {
+        None => Some(LossOn::All),
+        Some(v) => match word(v) {
+            Some("all") => Some(LossOn::All),
+            Some("completion") => Some(LossOn::Completion),
+            _ => {
+                err(d, ErrorKind::BadValue("loss is `all` or `completion`".into()), v.span, "here");
+                None
+            }
+        },
+    };
+    Some(DataSpec { dir: resolve_path(dir, s), train: train?, test: test?, max_len: max_len?, loss: loss? })
+}
+
+fn default_train() -> TrainSpec {
+    TrainSpec {
+        optimizer: Optimizer { kind: OptimizerKind::AdamW, lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.01, momentum: 0.0 },
+        schedule: Schedule { kind: ScheduleKind::Constant, warmup: Warmup::None },
+        grad_clip: None,
+        epochs: 1,
+        batch: 8,
+        seed: 0,
+        precision: Precision::F32,
+        merge: MergePolicy::Optional,
+    }
+}
+
+fn optimizer(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Optimizer> {
+    let (name, args): (&str, &[AstArg]) = match &e.kind {
+        AstExprKind::Ident(n) => (n, &[]),
+        AstExprKind::Call { func, args } => (&func.name, args),
+        _ => ("", &[]),
+    };
+    let kind = match name {
+        "adamw" => OptimizerKind::AdamW,
+        "adam" => OptimizerKind::Adam,
+        "sgd" => OptimizerKind::Sgd,
+        _ => {
+            err(d, ErrorKind::BadValue("optimizer is adamw(…), adam(…) or sgd(…)".into()), e.span, "here");
+            return None;
+        }
+    };
+    if !check_keys(args, &["lr", "betas", "eps", "weight_decay", "momentum"], name, d) {
+        return None;
+    }
+    if let Some(a) = args.iter().find(|a| a.name.is_none()) {
+        err(d, ErrorKind::BadValue("optimizer arguments are named (lr: …)".into()), a.value.span, "positional");
+        return None;
+    }
+    let mut o = default_train().optimizer;
+    o.kind = kind;
+    if kind != OptimizerKind::AdamW {
+        o.weight_decay = 0.0;
+    }
+    let mut ok = true;
+    if let Some(v) = named(args, "lr") {
+        match positive(v, "lr", false, d) {
+            Some(x) => o.lr = x,
+            None => ok = false,
+        }
+    }
+    if let Some(v) = named(args, "eps") {
+        match positive(v, "eps", false, d) {
+            Some(x) => o.eps = x,
+            None => ok = false,
+        }
+    }
+    if let Some(v) = named(args, "weight_decay") {
+        match positive(v, "weight_decay", true, d) {
+            Some(x) => o.weight_decay = x,
+            None => ok = false,
+        }
+    }
+    if let Some(v) = named(args, "momentum") {
+        match positive(v, "momentum", true, d) {
+            Some(x) if x < 1.0 => o.momentum = x,
+            Some(_) => {
+                err(d, ErrorKind::BadValue("momentum must be < 1".into()), v.span, "here");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(v) = named(args, "betas") {
+        match &v.kind {
+            AstExprKind::List(items) if items.len() == 2 => {
+                let (a, b) = (number(&items[0], d), number(&items[1], d));
+                match (a, b) {
+                    (Some(a), Some(b)) if (0.0..1.0).contains(&a) && (0.0..1.0).contains(&b) => o.betas = (a, b),
+                    (Some(_), Some(_)) => {
+                        err(d, ErrorKind::BadValue("betas must lie in [0, 1)".into()), v.span, "here");
+                        ok = false;
+                    }
+                    _ => ok = false,
+                }
+            }
+            _ => {
+                err(d, ErrorKind::BadValue("betas is a list of two numbers, e.g. [0.9, 0.999]".into()), v.span, "here");
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(o)
+}
+
+fn schedule(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Schedule> {
+    let (name, args): (&str, &[AstArg]) = match &e.kind {
+        AstExprKind::Ident(n) => (n, &[]),
+        AstExprKind::Call { func, args } => (&func.name, args),
+        _ => ("", &[]),
+    };
+    let kind = match name {
+        "constant" => ScheduleKind::Constant,
+        "cosine" => ScheduleKind::Cosine,
+        "linear" => ScheduleKind::Linear,
+        _ => {
+            err(d, ErrorKind::BadValue("schedule is constant, cosine or linear (optionally with warmup: steps or warmup_ratio: r)".into()), e.span, "here");
+            return None;
+        }
+    };
+    if !check_keys(args, &["warmup", "warmup_ratio"], name, d) {
+        return None;
+    }
+    let warmup = match (named(args, "warmup"), named(args, "warmup_ratio")) {
+        (Some(a), Some(b)) => {
+            d.push(Diagnostic::error(ErrorKind::BadValue("give `warmup` or `warmup_ratio`, not both".into()), b.span).with(a.span, "warmup given here"));
+            return None;
+        }
+        (Some(a), None) => Warmup::Steps(uint(a, "warmup", 0, d)? as usize),
+        (None, Some(b)) => {
+            let r = positive(b, "warmup_ratio", true, d)?;
+            if r >= 1.0 {
+                err(d, ErrorKind::BadValue("warmup_ratio must be < 1".into()), b.span, "here");
+                return None;
+            }
+            Warmup::Ratio(r)
+        }
+        (None, None) => Warmup::None,
+    };
+    Some(Schedule { kind, warmup })
+}
+
+/// Apply one `key: value` train setting. Returns the span-able success.
+fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut Vec<Diagnostic>) -> bool {
+    let v = &kv.value;
+    macro_rules! set {
+        ($e:expr) => {
+            $e.is_some()
+        };
+    }
+    match kv.key.name.as_str() {
+        "optimizer" => set!(optimizer(v, d).map(|o| t.optimizer = o)),
+        "lr" => set!(positive(v, "lr", false, d).map(|x| t.optimizer.lr = x)),
+        "weight_decay" => set!(positive(v, "weight_decay", true, d).map(|x| t.optimizer.weight_decay = x)),
+        "schedule" => set!(schedule(v, d).map(|s| t.schedule = s)),
+        "grad_clip" => {
+            if word(v) == Some("none") {
+                t.grad_clip = None;
+                true
+            } else {
+                set!(positive(v, "grad_clip", false, d).map(|x| t.grad_clip = Some(x)))
+            }
+        }
+        "epochs" => set!(uint(v, "epochs", 1, d).map(|x| t.epochs = x as usize)),
+        "batch" => set!(uint(v, "batch", 1, d).map(|x| t.batch = x as usize)),
+        "seed" => set!(uint(v, "seed", 0, d).map(|x| t.seed = x)),
+        "precision" if !allow_run_only => match word(v) {
+            Some("f32") => {
+                t.precision = Precision::F32;
+                true
+            }
+            Some("bf16") => {
+                t.precision = Precision::Bf16;
+                true
+            }
+            _ => {
+                err(d, ErrorKind::BadValue("precision is f32 or bf16".into()), v.span, "here");
+                false
+            }
+        },
+        "merge" if !allow_run_only => match word(v) {
+            Some("required") => {
+                t.merge = MergePolicy::Required;
+                true
+            }
+            Some("optional") => {
+                t.merge = MergePolicy::Optional;
+                true
+            }
+            _ => {
+                err(d, ErrorKind::BadValue("merge is required or optional".into()), v.span, "here");
+                false
+            }
+        },
+        other => {
+            let keys = if allow_run_only {
+                "lr, weight_decay, optimizer, schedule, grad_clip, epochs, batch, seed"
+            } else {
+                "optimizer, lr, weight_decay, schedule, grad_clip, epochs, batch, seed, precision, merge"
+            };
+            d.push(
+                Diagnostic::error(ErrorKind::UnknownSetting(format!("`{other}` in train settings")), kv.key.span)
+                    .label("unknown")
+                    .note(format!("expected one of: {keys}")),
+            );
+            false
+        }
+    }
+}
+
+/// Parse target groups into slots.
+fn targets(groups: &[AstTargetGroup], shapes: &ModelShapes, d: &mut Vec<Diagnostic>) -> Option<(Vec<TargetGroup>, Vec<TargetSlot>)> {
+    let mut out = Vec::new();
+    let mut slots: Vec<TargetSlot> = Vec::new();
+    let mut seen: BTreeMap<Target, Span> = BTreeMap::new();
+    let mut ok = true;
+    for g in groups {
+        let mut mods = Vec::new();
+        for m in &g.modules {
+            let list: Vec<Target> = if m.name == "all" {
+                Target::ALL.to_vec()
+            } else {
+                match m.name.parse::<Target>() {
+                    Ok(t) => vec![t],
+                    Err(_) => {
+                        err(d, ErrorKind::UnknownTarget(m.name.clone()), m.span, "not a target module");
+                        ok = false;
+                        continue;
+                    }
+                }
+            };
+            for t in list {
+                if let Some(prev) = seen.insert(t, m.span) {
+                    d.push(
+                        Diagnostic::error(ErrorKind::BadLayerRange(format!("target `{t}` is listed twice")), m.span)
+                            .label("again here")
+                            .with(prev, "first listed here")
+                            .note("a target module takes one layer range"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                mods.push(t);
+            }
+        }
+        let layers = match g.layers {
+            None => 0..shapes.num_layers,
+            Some((a, b, sp)) => {
+                if a >= b || b > shapes.num_layers {
+                    err(
+                        d,
+                        ErrorKind::BadLayerRange(format!(
+                            "{a}..{b} is {} (the model has layers 0..{})",
+                            if a >= b { "empty" } else { "out of range" },
+                            shapes.num_layers
+                        )),
+                        sp,
+                        "this range",
+                    );
+                    ok = false;
+                    continue;
+                }
+                a..b
+            }
+        };
+        for &t in &mods {
+            let (i, o) = shapes.target_shape(t);
+            slots.push(TargetSlot { target: t, layers: layers.clone(), in_dim: i, out_dim: o });
+        }
+        if !mods.is_empty() {
+            out.push(TargetGroup { modules: mods, layers });
+        }
+    }
+    slots.sort_by_key(|s| s.target);
+    (ok && !slots.is_empty()).then_some((out, slots))
+}
+
+/// One value or a sweep.
+fn values(e: &AstExpr, name: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<(f64, Span)>> {
+    match &e.kind {
+        AstExprKind::List(items) => {
+            if items.is_empty() {
+                err(d, ErrorKind::EmptySweep(name.into()), e.span, "no values");
+                return None;
+            }
+            let mut v = Vec::new();
+            for it in items {
+                v.push((number(it, d)?, it.span));
+            }
+            Some(v)
+        }
+        _ => Some(vec![(number(e, d)?, e.span)]),
+    }
+}
+
+/// Check one experiment.
+pub fn check(
+    x: &AstExperiment,
+    file: &Path,
+    schemes: &BTreeMap<String, SchemeRef>,
+    override_shapes: Option<&ModelShapes>,
+    d: &mut Vec<Diagnostic>,
+) -> Option<Experiment> {
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut model_v = None;
+    let mut data_v = None;
+    let mut targets_ast: Option<(&Vec<AstTargetGroup>, Span)> = None;
+    let mut train = default_train();
+    let mut merge_span = None;
+    let mut ok = true;
+    let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+    let mut runs_ast = Vec::new();
+    for it in &x.items {
+        let (key, span) = match it {
+            ExperimentItem::Setting(kv) => (kv.key.name.clone(), kv.key.span),
+            ExperimentItem::Targets(_, sp) => ("targets".into(), *sp),
+            ExperimentItem::Train(_, sp) => ("train".into(), *sp),
+            ExperimentItem::Run(r) => {
+                runs_ast.push(r);
+                continue;
+            }
+        };
+        if let Some(prev) = seen.insert(key.clone(), span) {
+            d.push(
+                Diagnostic::error(ErrorKind::Duplicate { what: "setting", name: key.clone() }, span)
+                    .label("given again")
+                    .with(prev, "first given here"),
+            );
+            ok = false;
+            continue;
+        }
+        match it {
+            ExperimentItem::Setting(kv) => match kv.key.name.as_str() {
+                "model" => model_v = model(&kv.value, &dir, override_shapes, d),
+                "data" => data_v = data(&kv.value, &dir, d),
+                other => {
+                    d.push(
+                        Diagnostic::error(ErrorKind::UnknownSetting(format!("`{other}` in experiment")), kv.key.span)
+                            .label("unknown")
+                            .note("expected model, data, targets, train { … } or run"),
+                    );
+                    ok = false;
+                }
+            },
+            ExperimentItem::Targets(g, sp) => targets_ast = Some((g, *sp)),
+            ExperimentItem::Train(kvs, _) => {
+                let mut keys: BTreeMap<&str, Span> = BTreeMap::new();
+                for kv in kvs {
+                    if let Some(prev) = keys.insert(&kv.key.name, kv.key.span) {
+                        d.push(
+                            Diagnostic::error(ErrorKind::Duplicate { what: "setting", name: kv.key.name.clone() }, kv.key.span)
+                                .label("given again")
+                                .with(prev, "first given here"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    if kv.key.name == "merge" {
+                        merge_span = Some(kv.value.span);
+                    }
+                    ok &= apply_train(&mut train, kv, false, d);
+                }
+            }
+            ExperimentItem::Run(_) => {}
+        }
+    }
+    for (k, present) in [("model", seen.contains_key("model")), ("data", seen.contains_key("data")), ("targets", seen.contains_key("targets"))] {
+        if !present {
+            d.push(Diagnostic::error(ErrorKind::MissingSetting(k.into()), x.name.span).label(format!("this experiment has no `{k}`")));
+            ok = false;
+        }
+    }
+    if runs_ast.is_empty() {
+        d.push(Diagnostic::error(ErrorKind::MissingSetting("run".into()), x.name.span).label("this experiment has no runs"));
+        ok = false;
+    }
+    let (source, shapes) = model_v?;
+    let data = data_v?;
+    let (groups, slots) = targets(targets_ast?.0, &shapes, d)?;
+
+    let mut runs: Vec<Run> = Vec::new();
+    let mut names: BTreeMap<String, Span> = BTreeMap::new();
+    for r in runs_ast {
+        let Some(sref) = schemes.get(&r.scheme.name) else {
+            d.push(Diagnostic::error(ErrorKind::UnknownScheme(r.scheme.name.clone()), r.scheme.span).label("no scheme of this name is loaded"));
+            ok = false;
+            continue;
+        };
+        // Arguments: scheme params and train overrides, each possibly a sweep.
+        let mut axes: Vec<(String, Vec<(f64, Span)>, bool)> = Vec::new(); // (name, values, is_override)
+        let mut bad = false;
+        let mut seen_args: BTreeMap<&str, Span> = BTreeMap::new();
+        for a in &r.args {
+            let Some(n) = &a.name else {
+                err(d, ErrorKind::BadValue("run arguments are named, e.g. `lora(r: 16)`".into()), a.value.span, "positional argument");
+                bad = true;
+                continue;
+            };
+            if let Some(prev) = seen_args.insert(&n.name, n.span) {
+                d.push(Diagnostic::error(ErrorKind::Duplicate { what: "argument", name: n.name.clone() }, n.span).label("given again").with(prev, "first given here"));
+                bad = true;
+                continue;
+            }
+            if !sref.ast.params.iter().any(|p| p.name.name == n.name) {
+                d.push(
+                    Diagnostic::error(ErrorKind::UnknownArgument { scheme: sref.ast.name.name.clone(), name: n.name.clone() }, n.span)
+                        .label("unknown parameter")
+                        .with(sref.ast.name.span, "scheme declared here")
+                        .note(format!(
+                            "its parameters are: {}",
+                            sref.ast.params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>().join(", ")
+                        )),
+                );
+                bad = true;
+                continue;
+            }
+            match values(&a.value, &n.name, d) {
+                Some(v) => axes.push((n.name.clone(), v, false)),
+                None => bad = true,
+            }
+        }
+        for kv in &r.overrides {
+            if let Some(prev) = seen_args.insert(&kv.key.name, kv.key.span) {
+                d.push(Diagnostic::error(ErrorKind::Duplicate { what: "argument", name: kv.key.name.clone() }, kv.key.span).label("given again").with(prev, "first given here"));
+                bad = true;
+                continue;
+            }
+            match kv.key.name.as_str() {
+                "lr" | "weight_decay" | "epochs" | "batch" | "seed" | "grad_clip" => match values(&kv.value, &kv.key.name, d) {
+                    Some(v) => axes.push((kv.key.name.clone(), v, true)),
+                    None => bad = true,
+                },
+                _ => {
+                    // Non-sweepable overrides (optimizer, schedule) apply as-is.
+                    let mut t = train.clone();
+                    if !apply_train(&mut t, kv, true, d) {
+                        bad = true;
+                    }
+                }
+            }
+        }
+        if bad {
+            ok = false;
+            continue;
+        }
+        let mut base_train = train.clone();
+        for kv in &r.overrides {
+            if !matches!(kv.key.name.as_str(), "lr" | "weight_decay" | "epochs" | "batch" | "seed" | "grad_clip") {
+                apply_train(&mut base_train, kv, true, d);
+            }
+        }
+        let swept: Vec<String> = axes.iter().filter(|a| a.1.len() > 1).map(|a| a.0.clone()).collect();
+        // Cartesian product.
+        let mut combos: Vec<Vec<(f64, Span)>> = vec![vec![]];
+        for (_, vals, _) in &axes {
+            if combos.len().saturating_mul(vals.len()) > 10_000 {
+                err(d, ErrorKind::TooComplex("a run expands to more than 10000 combinations".into()), r.span, "this run");
+                return None;
+            }
+            let mut next = Vec::new();
+            for c in &combos {
+                for v in vals {
+                    let mut c2 = c.clone();
+                    c2.push(*v);
+                    next.push(c2);
+                }
+            }
+            combos = next;
+        }
+        for combo in combos {
+            let mut given = BTreeMap::new();
+            let mut t = base_train.clone();
+            let mut name = r.alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| r.scheme.name.clone());
+            let mut good = true;
+            for ((aname, vals, is_override), (v, sp)) in axes.iter().zip(&combo) {
+                if r.alias.is_none() || vals.len() > 1 {
+                    name.push_str(&format!("-{aname}={}", fmt_num(*v)));
+                }
+                if *is_override {
+                    let e = AstExpr { kind: AstExprKind::Num(*v), span: *sp, depth: 1 };
+                    good &= apply_train(&mut t, &KeyValue { key: Ident { name: aname.clone(), span: *sp }, value: e }, true, d);
+                } else {
+                    given.insert(aname.clone(), GivenArg { value: *v, span: *sp });
+                }
+            }
+            if !good {
+                ok = false;
+                continue;
+            }
+            let cx = InstantiateCtx {
+                scheme: sref.ast,
+                source_text: sref.text,
+                given: &given,
+                call_span: Some(r.scheme.span),
+                targets: &slots,
+                warn: false,
+            };
+            let Some(inst) = checker::instantiate(&cx, d) else {
+                ok = false;
+                continue;
+            };
+            if t.merge == MergePolicy::Required && !inst.mergeability.linear {
+                let mut diag = Diagnostic::error(ErrorKind::MergeRequired(inst.name.clone()), r.scheme.span)
+                    .label(inst.mergeability.reason.clone().unwrap_or_default());
+                if let Some(ms) = merge_span {
+                    diag = diag.with(ms, "merge required here");
+                }
+                d.push(diag);
+                ok = false;
+                continue;
+            }
+            if let Some(prev) = names.insert(name.clone(), r.span) {
+                d.push(
+                    Diagnostic::error(ErrorKind::DuplicateRunName(name.clone()), r.span)
+                        .label("this run")
+                        .with(prev, "has the same name as this one")
+                        .note("give one of them a name with `as NAME`"),
+                );
+                ok = false;
+                continue;
+            }
+            runs.push(Run {
+                name,
+                scheme: r.scheme.name.clone(),
+                args: inst.params.clone(),
+                swept: swept.clone(),
+                train: t,
+                instance: inst,
+            });
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(Experiment {
+        name: x.name.name.clone(),
+        source_file: normalize(file),
+        model: source,
+        shapes,
+        data,
+        targets: groups,
+        train,
+        runs,
+    })
+}
