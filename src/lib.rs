@@ -9,3 +9,6 @@ pub mod lower;
 pub mod train;
 pub mod backend;
 pub mod lang;
+pub mod data;
+pub mod eval;
+pub mod model;

@@ -1,0 +1,86 @@
+//! Grouped-query self-attention with rotary embeddings, causal and padding masks.
+
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use super::rope::Rope;
+use crate::hook::LinearHook;
+use crate::target::Target;
+
+/// The frozen projections of one attention layer, stored `[in, out]` so that
+/// `x W`; every projection goes through the adapter hook.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// `[d, heads * head_dim]`
+    pub wq: Tensor<B, 2>,
+    /// `[d, kv_heads * head_dim]`
+    pub wk: Tensor<B, 2>,
+    /// `[d, kv_heads * head_dim]`
+    pub wv: Tensor<B, 2>,
+    /// `[heads * head_dim, d]`
+    pub wo: Tensor<B, 2>,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// Builds the boolean attention mask for one batch (true = masked), in the
+/// grouped layout [`Attention::forward`] consumes. Built once per forward and
+/// shared by every layer.
+///
+/// Key `j` is masked for query `i` when `j > i` (causal) or token `j` is
+/// padding. Padding is expected on the right, so real tokens never see it
+/// and their outputs do not depend on the padding.
+///
+/// # Shapes
+/// - `padding`: `[batch, seq]`, true for real tokens
+/// - returns `[batch, kv_heads, groups * seq, seq]`
+pub fn attention_mask<B: Backend>(padding: Tensor<B, 2, Bool>, num_heads: usize, num_kv_heads: usize) -> Tensor<B, 4, Bool> {
+    let [batch, seq] = padding.dims();
+    let device = padding.device();
+    let groups = num_heads / num_kv_heads;
+    let causal = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &device)
+        .unsqueeze::<3>()
+        .expand([batch, seq, seq]);
+    let pad = padding.bool_not().reshape([batch, 1, seq]).expand([batch, seq, seq]);
+    causal
+        .bool_or(pad)
+        .reshape([batch, 1, 1, seq, seq])
+        .expand([batch, num_kv_heads, groups, seq, seq])
+        .reshape([batch, num_kv_heads, groups * seq, seq])
+}
+
+impl<B: Backend> Attention<B> {
+    /// # Shapes
+    /// - `x`: `[batch, seq, d]`
+    /// - `mask`: `[batch, kv_heads, groups * seq, seq]` from [`attention_mask`]
+    /// - returns `[batch, seq, d]`
+    pub fn forward<H: LinearHook<B>>(
+        &self,
+        layer: usize,
+        x: Tensor<B, 3>,
+        rope: &Rope<B>,
+        mask: &Tensor<B, 4, Bool>,
+        hook: &H,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, _] = x.dims();
+        let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let groups = h / kvh;
+
+        let q = hook.linear(layer, Target::Q, x.clone(), &self.wq);
+        let k = hook.linear(layer, Target::K, x.clone(), &self.wk);
+        let v = hook.linear(layer, Target::V, x, &self.wv);
+
+        let q = rope.forward(q.reshape([batch, seq, h, hd]).swap_dims(1, 2));
+        let k = rope.forward(k.reshape([batch, seq, kvh, hd]).swap_dims(1, 2));
+        let v = v.reshape([batch, seq, kvh, hd]).swap_dims(1, 2);
+
+        // Query head `g*kv + j` uses key/value head `kv` (HF's repeat_kv): fold the
+        // group into the query-sequence axis instead of copying K and V.
+        let q = q.reshape([batch, kvh, groups * seq, hd]);
+        let ctx = attention(q, k, v, Some(mask.clone()), None, AttentionModuleOptions::default());
+        let ctx = ctx.reshape([batch, h, seq, hd]).swap_dims(1, 2).reshape([batch, seq, h * hd]);
+        hook.linear(layer, Target::O, ctx, &self.wo)
+    }
+}

@@ -1,0 +1,35 @@
+//! One pre-norm decoder layer: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+
+use burn::prelude::*;
+
+use super::attention::Attention;
+use super::mlp::Mlp;
+use super::rms_norm::RmsNorm;
+use super::rope::Rope;
+use crate::hook::LinearHook;
+
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    pub input_norm: RmsNorm<B>,
+    pub attn: Attention<B>,
+    pub post_attn_norm: RmsNorm<B>,
+    pub mlp: Mlp<B>,
+}
+
+impl<B: Backend> Block<B> {
+    /// # Shapes
+    /// - `x`: `[batch, seq, d]`
+    /// - `mask`: `[batch, kv_heads, groups * seq, seq]`
+    /// - returns `[batch, seq, d]`
+    pub fn forward<H: LinearHook<B>>(
+        &self,
+        layer: usize,
+        x: Tensor<B, 3>,
+        rope: &Rope<B>,
+        mask: &Tensor<B, 4, Bool>,
+        hook: &H,
+    ) -> Tensor<B, 3> {
+        let h = x.clone().add(self.attn.forward(layer, self.input_norm.forward(x), rope, mask, hook));
+        h.clone().add(self.mlp.forward(layer, self.post_attn_norm.forward(h), hook))
+    }
+}

@@ -1,0 +1,287 @@
+//! The Llama-family decoder: token embedding, `num_layers` pre-norm blocks,
+//! final RMSNorm, output head (tied to the embedding or separate).
+//!
+//! All base weights are frozen constants (plain tensors inside the module:
+//! no gradient, invisible to optimizers); adapters plug in through the
+//! [`LinearHook`] every target linear calls.
+
+use burn::prelude::*;
+use burn::tensor::TensorData as BurnData;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr_free::normal;
+
+use super::attention::{Attention, attention_mask};
+use super::block::Block;
+use super::error::ModelError;
+use super::mlp::Mlp;
+use super::rms_norm::RmsNorm;
+use super::rope::Rope;
+use crate::hook::LinearHook;
+use crate::target::Target;
+use crate::weights::{LoadedModel, ModelConfig, TensorData, TensorStore};
+
+/// Longest rotary table built up front; longer contexts are refused.
+pub const MAX_ROPE_POSITIONS: usize = 32_768;
+
+/// Configuration of a Llama model built from random weights (for tests and
+/// benchmarks); a pretrained one comes from [`Llama::from_loaded`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    pub model: ModelConfig,
+    /// Seed of the random weights.
+    pub seed: u64,
+    /// Standard deviation of the random linear / embedding weights.
+    pub init_std: f32,
+}
+
+impl LlamaConfig {
+    pub fn new(model: ModelConfig) -> Self {
+        Self { model, seed: 0, init_std: 0.2 }
+    }
+
+    /// A tiny grouped-query model: vocab 64, width 32, 2 layers, 4 heads over 2 KV heads.
+    pub fn tiny() -> Self {
+        Self::new(ModelConfig {
+            architecture: "llama".into(),
+            vocab_size: 64,
+            hidden_size: 32,
+            intermediate_size: 48,
+            num_layers: 2,
+            num_heads: 4,
+            num_kv_heads: 2,
+            head_dim: 8,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-5,
+            max_position_embeddings: 128,
+            tie_word_embeddings: true,
+            bos_token_id: Some(1),
+            eos_token_id: 2,
+        })
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Random weights in HF layout (`[out, in]` linears), deterministic by seed;
+    /// norm gains are drawn around 1 so that they matter in tests.
+    pub fn random_store(&self) -> TensorStore {
+        let c = &self.model;
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let mut store = TensorStore::new();
+        let mut put = |name: String, shape: Vec<usize>, mean: f32, std: f32, rng: &mut StdRng| {
+            let n = shape.iter().product();
+            let data = (0..n).map(|_| mean + std * normal(rng)).collect();
+            store.insert(name, TensorData { shape, data });
+        };
+        let std = self.init_std;
+        put("model.embed_tokens.weight".into(), vec![c.vocab_size, c.hidden_size], 0.0, 1.0, &mut rng);
+        for l in 0..c.num_layers {
+            for t in Target::ALL {
+                let (i, o) = t.shape(c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim);
+                put(format!("model.layers.{l}.{}.weight", t.hf_module()), vec![o, i], 0.0, std, &mut rng);
+            }
+            put(format!("model.layers.{l}.input_layernorm.weight"), vec![c.hidden_size], 1.0, 0.1, &mut rng);
+            put(format!("model.layers.{l}.post_attention_layernorm.weight"), vec![c.hidden_size], 1.0, 0.1, &mut rng);
+        }
+        put("model.norm.weight".into(), vec![c.hidden_size], 1.0, 0.1, &mut rng);
+        if !c.tie_word_embeddings {
+            put("lm_head.weight".into(), vec![c.vocab_size, c.hidden_size], 0.0, std, &mut rng);
+        }
+        store
+    }
+
+    /// The random model as a [`LoadedModel`] (no tokenizer).
+    pub fn random_loaded(&self) -> LoadedModel {
+        LoadedModel { config: self.model.clone(), tensors: self.random_store(), tokenizer: None }
+    }
+
+    /// A model with random weights.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Llama<B> {
+        Llama::from_store(&self.model, &self.random_store(), device).expect("random store matches its own config")
+    }
+}
+
+/// A Llama-family decoder with frozen weights.
+#[derive(Module, Debug)]
+pub struct Llama<B: Backend> {
+    /// `[vocab, d]`
+    embed: Tensor<B, 2>,
+    /// `[d, vocab]` (a transposed copy of `embed` when embeddings are tied).
+    lm_head: Tensor<B, 2>,
+    layers: Vec<Block<B>>,
+    norm: RmsNorm<B>,
+    rope: Rope<B>,
+    #[module(skip)]
+    config: ModelConfig,
+}
+
+fn get<'a>(store: &'a TensorStore, name: &str, shape: &[usize]) -> Result<&'a TensorData, ModelError> {
+    let t = store.get(name).ok_or_else(|| ModelError::MissingTensor { name: name.to_string() })?;
+    if t.shape != shape || t.data.len() != t.numel() {
+        return Err(ModelError::ShapeMismatch { name: name.to_string(), expected: shape.to_vec(), found: t.shape.clone() });
+    }
+    Ok(t)
+}
+
+/// `[rows, cols]` row-major → `[cols, rows]` row-major.
+fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; data.len()];
+    const BLOCK: usize = 32;
+    for r0 in (0..rows).step_by(BLOCK) {
+        for c0 in (0..cols).step_by(BLOCK) {
+            for r in r0..(r0 + BLOCK).min(rows) {
+                for c in c0..(c0 + BLOCK).min(cols) {
+                    out[c * rows + r] = data[r * cols + c];
+                }
+            }
+        }
+    }
+    out
+}
+
+impl<B: Backend> Llama<B> {
+    /// Builds the model from a loaded checkpoint (HF names, f32).
+    pub fn from_loaded(loaded: &LoadedModel, device: &B::Device) -> Result<Self, ModelError> {
+        Self::from_store(&loaded.config, &loaded.tensors, device)
+    }
+
+    /// Builds the model from a configuration and HF-named tensors.
+    pub fn from_store(c: &ModelConfig, store: &TensorStore, device: &B::Device) -> Result<Self, ModelError> {
+        check_config(c)?;
+        let (d, v) = (c.hidden_size, c.vocab_size);
+        let mat_t = |name: &str, out: usize, inp: usize| -> Result<Tensor<B, 2>, ModelError> {
+            let t = get(store, name, &[out, inp])?;
+            Ok(Tensor::from_data(BurnData::new(transpose(&t.data, out, inp), [inp, out]), device))
+        };
+        let vec1 = |name: &str| -> Result<Tensor<B, 1>, ModelError> {
+            let t = get(store, name, &[d])?;
+            Ok(Tensor::from_data(BurnData::new(t.data.clone(), [d]), device))
+        };
+        let lin = |l: usize, t: Target| {
+            let (i, o) = t.shape(d, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim);
+            mat_t(&format!("model.layers.{l}.{}.weight", t.hf_module()), o, i)
+        };
+
+        let embed_data = get(store, "model.embed_tokens.weight", &[v, d])?;
+        let embed = Tensor::from_data(BurnData::new(embed_data.data.clone(), [v, d]), device);
+        let lm_head = if c.tie_word_embeddings {
+            Tensor::from_data(BurnData::new(transpose(&embed_data.data, v, d), [d, v]), device)
+        } else {
+            mat_t("lm_head.weight", v, d)?
+        };
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for l in 0..c.num_layers {
+            layers.push(Block {
+                input_norm: RmsNorm::new(vec1(&format!("model.layers.{l}.input_layernorm.weight"))?, c.rms_norm_eps),
+                attn: Attention {
+                    wq: lin(l, Target::Q)?,
+                    wk: lin(l, Target::K)?,
+                    wv: lin(l, Target::V)?,
+                    wo: lin(l, Target::O)?,
+                    num_heads: c.num_heads,
+                    num_kv_heads: c.num_kv_heads,
+                    head_dim: c.head_dim,
+                },
+                post_attn_norm: RmsNorm::new(
+                    vec1(&format!("model.layers.{l}.post_attention_layernorm.weight"))?,
+                    c.rms_norm_eps,
+                ),
+                mlp: Mlp { w_gate: lin(l, Target::Gate)?, w_up: lin(l, Target::Up)?, w_down: lin(l, Target::Down)? },
+            });
+        }
+        let norm = RmsNorm::new(vec1("model.norm.weight")?, c.rms_norm_eps);
+        let rope = Rope::new(c.head_dim, c.max_position_embeddings.min(MAX_ROPE_POSITIONS), c.rope_theta, device);
+        Ok(Self { embed, lm_head, layers, norm, rope, config: c.clone() })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Longest sequence the model accepts.
+    pub fn max_seq_len(&self) -> usize {
+        self.rope.max_len
+    }
+
+    /// The frozen base weight of `target` in decoder layer `layer`, `[in, out]`
+    /// (`x ↦ x W`), e.g. for adapter inits computed from `W`.
+    pub fn base_weight(&self, layer: usize, target: Target) -> Tensor<B, 2> {
+        let block = &self.layers[layer];
+        match target {
+            Target::Q => block.attn.wq.clone(),
+            Target::K => block.attn.wk.clone(),
+            Target::V => block.attn.wv.clone(),
+            Target::O => block.attn.wo.clone(),
+            Target::Gate => block.mlp.w_gate.clone(),
+            Target::Up => block.mlp.w_up.clone(),
+            Target::Down => block.mlp.w_down.clone(),
+        }
+    }
+
+    /// Final hidden states (after the last RMSNorm).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, seq]` token ids
+    /// - `padding`: `[batch, seq]`, true for real tokens (padding on the right)
+    /// - returns `[batch, seq, d]`
+    pub fn forward_hidden<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>, hook: &H) -> Tensor<B, 3> {
+        let [batch, seq] = tokens.dims();
+        let d = self.config.hidden_size;
+        let mut x = self.embed.clone().select(0, tokens.reshape([batch * seq])).reshape([batch, seq, d]);
+        let mask = attention_mask(padding, self.config.num_heads, self.config.num_kv_heads);
+        for (l, block) in self.layers.iter().enumerate() {
+            x = block.forward(l, x, &self.rope, &mask, hook);
+        }
+        self.norm.forward(x)
+    }
+
+    /// Output-head projection of hidden states.
+    ///
+    /// # Shapes
+    /// - `hidden`: `[batch, seq, d]`
+    /// - returns `[batch, seq, vocab]`
+    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, seq, d] = hidden.dims();
+        hidden.reshape([batch * seq, d]).matmul(self.lm_head.clone()).reshape([batch, seq, self.config.vocab_size])
+    }
+
+    /// Next-token logits.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, seq]` token ids
+    /// - `padding`: `[batch, seq]`, true for real tokens (padding on the right)
+    /// - returns `[batch, seq, vocab]`
+    pub fn forward<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>, hook: &H) -> Tensor<B, 3> {
+        self.logits(self.forward_hidden(tokens, padding, hook))
+    }
+}
+
+fn check_config(c: &ModelConfig) -> Result<(), ModelError> {
+    let bad = |reason: String| Err(ModelError::BadConfig { reason });
+    if c.num_heads == 0 || c.num_kv_heads == 0 || c.num_heads % c.num_kv_heads != 0 {
+        return bad(format!("{} attention heads cannot be grouped over {} key/value heads", c.num_heads, c.num_kv_heads));
+    }
+    if c.head_dim == 0 || c.head_dim % 2 != 0 {
+        return bad(format!("head_dim {} must be even and positive for rotary embeddings", c.head_dim));
+    }
+    if c.hidden_size == 0 || c.vocab_size == 0 || c.intermediate_size == 0 {
+        return bad("hidden, vocabulary and intermediate sizes must be positive".into());
+    }
+    if c.max_position_embeddings == 0 {
+        return bad("max_position_embeddings must be positive".into());
+    }
+    Ok(())
+}
+
+/// A standard normal sample via Box–Muller (rand 0.9 has no `Normal` without `rand_distr`).
+mod rand_distr_free {
+    use rand::Rng;
+    pub fn normal<R: Rng>(rng: &mut R) -> f32 {
+        let u1: f64 = rng.random::<f64>().max(1e-300);
+        let u2: f64 = rng.random::<f64>();
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+}

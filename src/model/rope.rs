@@ -1,0 +1,75 @@
+//! Rotary position embeddings in the HF / GGUF-dequantized "rotate-half"
+//! layout: the head vector is split into halves `(x1, x2)` and the pair
+//! `(x1[i], x2[i])` is rotated by angle `p * theta^(-2i/d)`.
+//!
+//! This is NOT burn's `RotaryEncoding`, which rotates interleaved pairs
+//! `(x[2i], x[2i+1])`; HF checkpoints (and GGUF ones once the llama
+//! permutation is undone by the loader) need rotate-half.
+
+use burn::prelude::*;
+use burn::tensor::TensorData as BurnData;
+
+/// Precomputed `cos` / signed `sin` tables for positions `0..max_len`.
+#[derive(Module, Debug)]
+pub struct Rope<B: Backend> {
+    /// `[max_len, head_dim]`: `cos(p·f_i)` repeated over both halves.
+    cos: Tensor<B, 2>,
+    /// `[max_len, head_dim]`: `-sin(p·f_i)` on the first half, `+sin(p·f_i)` on the second.
+    sin_signed: Tensor<B, 2>,
+    pub head_dim: usize,
+    pub max_len: usize,
+}
+
+/// The angle of pair `i` at position `p`, computed in f32 exactly as HF's
+/// `LlamaRotaryEmbedding` does (f32 inverse frequencies, f32 product).
+pub fn rope_angle(theta: f64, head_dim: usize, pos: usize, i: usize) -> f32 {
+    let exponent = (2 * i) as f32 / head_dim as f32;
+    let inv_freq = 1.0f32 / (theta as f32).powf(exponent);
+    pos as f32 * inv_freq
+}
+
+impl<B: Backend> Rope<B> {
+    /// Tables for `head_dim` (even) and positions `0..max_len`.
+    pub fn new(head_dim: usize, max_len: usize, theta: f64, device: &B::Device) -> Self {
+        assert!(head_dim % 2 == 0, "rotary head_dim must be even, got {head_dim}");
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(max_len * head_dim);
+        let mut sin = Vec::with_capacity(max_len * head_dim);
+        for p in 0..max_len {
+            let angles: Vec<f32> = (0..half).map(|i| rope_angle(theta, head_dim, p, i)).collect();
+            cos.extend(angles.iter().map(|a| a.cos()));
+            cos.extend(angles.iter().map(|a| a.cos()));
+            sin.extend(angles.iter().map(|a| -a.sin()));
+            sin.extend(angles.iter().map(|a| a.sin()));
+        }
+        Self {
+            cos: Tensor::from_data(BurnData::new(cos, [max_len, head_dim]), device),
+            sin_signed: Tensor::from_data(BurnData::new(sin, [max_len, head_dim]), device),
+            head_dim,
+            max_len,
+        }
+    }
+
+    /// Rotates every head at positions `0..seq`:
+    /// `x * cos + [x2, x1] * [-sin, sin]`, i.e. HF's `x * cos + rotate_half(x) * sin`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, heads, seq, head_dim]`
+    /// - returns `[batch, heads, seq, head_dim]`
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, seq, head_dim] = x.dims();
+        assert!(
+            seq <= self.max_len,
+            "sequence length {seq} exceeds the rotary table ({} positions)",
+            self.max_len
+        );
+        assert_eq!(head_dim, self.head_dim, "rotary head_dim mismatch");
+        let half = head_dim / 2;
+        let cos = self.cos.clone().narrow(0, 0, seq).unsqueeze::<4>();
+        let sin = self.sin_signed.clone().narrow(0, 0, seq).unsqueeze::<4>();
+        let x1 = x.clone().narrow(3, 0, half);
+        let x2 = x.clone().narrow(3, half, half);
+        let swapped = Tensor::cat(vec![x2, x1], 3);
+        x.mul(cos).add(swapped.mul(sin))
+    }
+}
