@@ -14,6 +14,7 @@
 //! [`LinearHook`]: crate::hook::LinearHook
 
 mod adapter;
+pub mod from_lang;
 pub mod init;
 mod named;
 pub mod program;

@@ -124,3 +124,33 @@ impl<B: Backend> CausalLm<B> for TinyLm<B> {
         (self.vocab * self.hidden + self.layers * per_layer) as u64
     }
 }
+
+impl<B: Backend> CausalLm<B> for crate::model::Llama<B> {
+    /// # Shapes
+    /// - `tokens`: `[batch, seq]` (right-padded) → `[batch, seq, vocab]`
+    fn logits<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, hook: &H) -> Tensor<B, 3> {
+        // Right padding never reaches earlier positions through causal
+        // attention, so every position may attend to its prefix.
+        let [b, s] = tokens.dims();
+        let real = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![true; b * s], [b, s]), &tokens.device());
+        self.forward(tokens, real, hook)
+    }
+    fn base_weight(&self, layer: usize, target: Target) -> Tensor<B, 2> {
+        crate::model::Llama::base_weight(self, layer, target)
+    }
+    fn num_layers(&self) -> usize {
+        self.config().num_layers
+    }
+    fn target_shape(&self, target: Target) -> (usize, usize) {
+        let c = self.config();
+        target.shape(c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim)
+    }
+    fn num_params(&self) -> u64 {
+        let c = self.config();
+        let per_layer: usize = Target::ALL.iter().map(|t| {
+            let (i, o) = self.target_shape(*t);
+            i * o
+        }).sum();
+        (c.num_layers * per_layer + c.vocab_size * c.hidden_size) as u64
+    }
+}
