@@ -19,3 +19,4 @@ pub mod tokenizer;
 pub mod run;
 pub mod merge;
 pub mod bench;
+pub mod report;

@@ -45,6 +45,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render Markdown + self-contained HTML comparison reports from recorded runs.
+    Report {
+        /// A runs directory (one report per experiment in it) or one experiment's directory.
+        path: PathBuf,
+        /// Output folder for `<experiment>.md`, `<experiment>.html` and `<experiment>/*.svg`.
+        #[arg(short, long, default_value = "reports")]
+        out: PathBuf,
+    },
     /// Train every run of the experiments in the given specs (skips complete
     /// runs, resumes interrupted ones) into runs/<experiment>/<run>/.
     Run(peftc::run::RunArgs),
@@ -166,6 +174,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             code(0)
         }
+        Command::Report { path, out } => peftc::report::render_path(&path, &out).map(|written| {
+            for p in written {
+                println!("{}", p.display());
+            }
+        }),
         Command::Merge(args) => peftc::merge::cmd_merge(&args),
         Command::ExportPeft(args) => peftc::merge::cmd_export_peft(&args),
         Command::Bench(args) => peftc::bench::cmd_bench(&args),

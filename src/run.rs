@@ -371,5 +371,14 @@ pub fn cmd_run(args: &RunArgs) -> i32 {
     }
 }
 
-/// Hook for the report renderer (wired by the lead once `report` is merged).
-fn render_reports(_program: &ir::Program, _args: &RunArgs) {}
+/// Render each experiment's report into `reports/` (problems are reported,
+/// never fatal: the runs are already saved).
+fn render_reports(program: &ir::Program, args: &RunArgs) {
+    for e in &program.experiments {
+        let planned: Vec<String> = e.runs.iter().map(|r| r.name.clone()).collect();
+        match crate::report::render_experiment_with_plan(&args.runs_dir, &e.name, &planned, Path::new("reports")) {
+            Ok(files) => files.iter().for_each(|f| eprintln!("report: {}", f.display())),
+            Err(err) => eprintln!("warning: report for {} not rendered: {err:#}", e.name),
+        }
+    }
+}
