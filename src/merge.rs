@@ -149,8 +149,9 @@ pub fn cmd_export_peft(args: &ExportArgs) -> Result<()> {
         alphas.insert(module, c as f64 * rank as f64);
         modules.insert(s.target.hf_module().rsplit('.').next().unwrap_or("").to_string());
     }
-    let first = alphas.values().next().copied().unwrap_or(rank as f64);
-    let uniform = alphas.values().all(|v| (v - first).abs() <= 1e-6 * first.abs().max(1.0));
+    // The scale is measured in f32: equal scales agree to ~1e-5 relative.
+    let first = alphas.values().sum::<f64>() / alphas.len().max(1) as f64;
+    let uniform = alphas.values().all(|v| (v - first).abs() <= 1e-4 * first.abs().max(1e-12));
     let alpha_pattern: serde_json::Map<String, serde_json::Value> =
         if uniform { Default::default() } else { alphas.iter().map(|(k, v)| (format!("^{}$", k.replace('.', "\\.")), serde_json::json!(v))).collect() };
     let config = serde_json::json!({

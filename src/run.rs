@@ -188,22 +188,21 @@ fn run_experiment<B: AutodiffBackend>(e: &ir::Experiment, args: &RunArgs, device
     drop(loaded);
     let eval_model = model.valid();
     let exp_dir = args.runs_dir.join(&e.name);
-    let eval_batch = e.train.batch.max(1);
-    let t0 = std::time::Instant::now();
-    let (base_all, base_completion) = evaluate(&eval_model, &NoAdapter, &test, eval_batch, e.data.max_len, device);
-    eprintln!("experiment {}: base model test loss {base_all:.4} bits (completion {base_completion:.4}) in {:.1}s", e.name, t0.elapsed().as_secs_f64());
+    // The base model's test loss, computed once, when a run first needs it.
+    let mut base: Option<(f64, f64)> = None;
     let mut failures = 0;
     for run in runs {
         let dir = exp_dir.join(&run.name);
-        match train_one::<B>(e, run, &model, &eval_model, &train, &test, &dir, &model_hash, &dataset_hash, (base_all, base_completion), args, device, backend, device_name) {
+        match train_one::<B>(e, run, &model, &eval_model, &train, &test, &dir, &model_hash, &dataset_hash, &mut base, args, device, backend, device_name) {
             Ok(m) => match &m.status {
                 RunStatus::Complete => {
                     let b = m.best.as_ref();
                     eprintln!(
-                        "run {}: complete, best test {:.4} bits (epoch {}), base {base_all:.4}, {:.0} s",
+                        "run {}: complete, best test {:.4} bits (epoch {}), base {:.4}, {:.0} s",
                         run.name,
                         b.map(|b| b.bits).unwrap_or(f64::NAN),
                         b.map(|b| b.epoch).unwrap_or(0),
+                        m.base.as_ref().map(|b| b.test_bits_all).unwrap_or(f64::NAN),
                         m.wall_seconds
                     );
                 }
@@ -243,7 +242,7 @@ fn train_one<B: AutodiffBackend>(
     dir: &Path,
     model_hash: &str,
     dataset_hash: &str,
-    base: (f64, f64),
+    base: &mut Option<(f64, f64)>,
     args: &RunArgs,
     device: &B::Device,
     backend: &str,
@@ -282,6 +281,12 @@ fn train_one<B: AutodiffBackend>(
             }
         }
     }
+    let base = *base.get_or_insert_with(|| {
+        let t0 = std::time::Instant::now();
+        let (all, completion) = evaluate(eval_model, &NoAdapter, test, cfg.batch.max(1), e.data.max_len, device);
+        eprintln!("experiment {}: base model test loss {all:.4} bits (completion {completion:.4}) in {:.1}s", e.name, t0.elapsed().as_secs_f64());
+        (all, completion)
+    });
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     write_atomic(&dir.join("scheme.peft"), inst.source.as_bytes())?;
     write_atomic(&dir.join("run.json"), serde_json::to_string_pretty(run)?.as_bytes())?;
