@@ -33,7 +33,8 @@ use crate::train::{CausalLm, evaluate};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// GGUF file or HF model directory.
+    /// GGUF file or HF model directory, or `random:<preset>` (e.g.
+    /// `random:smollm2-135m`) for random weights of a preset's shapes.
     #[arg(long)]
     pub model: PathBuf,
     /// Spec file(s) holding the run to bench.
@@ -92,7 +93,7 @@ impl BackendTask for BenchTask<'_> {
     type Output = Result<()>;
     fn run<B: AutodiffBackend>(self, device: B::Device, backend: &str, device_name: &str) -> Result<()> {
         let a = self.args;
-        let loaded = crate::model_source::load_model(&a.model)?;
+        let loaded = load_or_random(&a.model)?;
         let c = loaded.config.clone();
         let model: Llama<B> = Llama::from_loaded(&loaded, &device)?;
         drop(loaded);
@@ -164,6 +165,32 @@ impl BackendTask for BenchTask<'_> {
         }
         Ok(())
     }
+}
+
+/// A model file, or random weights with a preset's shapes (`random:<preset>`).
+fn load_or_random(path: &std::path::Path) -> Result<crate::weights::LoadedModel> {
+    let s = path.to_string_lossy();
+    let Some(name) = s.strip_prefix("random:") else {
+        return crate::model_source::load_model(path);
+    };
+    let p = crate::lang::preset::preset(name).ok_or_else(|| anyhow!("unknown preset `{name}`"))?;
+    let c = crate::weights::ModelConfig {
+        architecture: "llama".into(),
+        vocab_size: p.vocab_size,
+        hidden_size: p.hidden_size,
+        intermediate_size: p.intermediate_size,
+        num_layers: p.num_layers,
+        num_heads: p.num_heads,
+        num_kv_heads: p.num_kv_heads,
+        head_dim: p.head_dim,
+        rope_theta: 10_000.0,
+        rms_norm_eps: 1e-5,
+        max_position_embeddings: 8192,
+        tie_word_embeddings: true,
+        bos_token_id: None,
+        eos_token_id: 0,
+    };
+    Ok(crate::model::LlamaConfig::new(c).random_loaded())
 }
 
 pub fn cmd_bench(args: &BenchArgs) -> Result<()> {
