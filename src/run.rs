@@ -305,6 +305,9 @@ fn train_one<B: AutodiffBackend>(
     m.base = Some(BaseLoss { test_bits_all: base.0, test_bits_completion: base.1 });
     m.backend = backend.to_string();
     m.device = device_name.to_string();
+    if run.train.precision == ir::Precision::Bf16 {
+        eprintln!("warning: run {}: precision bf16 is not implemented; computing in f32 (recorded as f32)", run.name);
+    }
     m.precision = "f32".to_string();
     m.seed = cfg.seed;
     m.spec_hash = sha256_hex(identity_json.as_bytes());

@@ -6,7 +6,6 @@
 mod lower_common;
 
 use burn::backend::NdArray;
-use burn::prelude::*;
 use lower_common::*;
 use peftc::hook::NoAdapter;
 use peftc::lang::ir::ModelShapes;
