@@ -76,6 +76,15 @@ enum Cmd {
         /// Output directory.
         out: PathBuf,
     },
+    /// Train every run of the experiments in the given specs (skips complete
+    /// runs, resumes interrupted ones) into runs/<experiment>/<run>/.
+    Run(peftc::run::RunArgs),
+    /// Bake a trained adapter into the base weights: an HF-style model directory.
+    Merge(peftc::merge::MergeArgs),
+    /// Write a trained LoRA/rsLoRA/DoRA adapter in HF PEFT's layout.
+    ExportPeft(peftc::merge::ExportArgs),
+    /// Training throughput (real tokens/s) and MFU of one scheme on a backend.
+    Bench(peftc::bench::BenchArgs),
     /// Base-model loss in bits per token on a dataset split (all tokens and completion only).
     Eval(peftc::eval::EvalArgs),
 }
@@ -102,6 +111,10 @@ fn main() -> ExitCode {
                 println!("{}", p.display());
             }
         })),
+        Cmd::Run(args) => peftc::run::cmd_run(&args) as u8,
+        Cmd::Merge(args) => report(peftc::merge::cmd_merge(&args)),
+        Cmd::ExportPeft(args) => report(peftc::merge::cmd_export_peft(&args)),
+        Cmd::Bench(args) => report(peftc::bench::cmd_bench(&args)),
         Cmd::Eval(args) => report(peftc::eval::run_eval_cli(&args)),
         Cmd::BenchLoad { model, repeat } => report(peftc::io_cli::bench_load(&model, repeat)),
         Cmd::Inspect { model, tensors } => report(peftc::io_cli::inspect(&model, tensors)),

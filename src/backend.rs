@@ -1,0 +1,142 @@
+//! Backend selection at run time, by name.
+//!
+//! Code is generic over `B: Backend`; the concrete backend is chosen here.
+//! `ndarray` (CPU, f32) is always built; `cuda` and `tch` (libtorch) only
+//! with their cargo features, and naming one that is not built is a clear
+//! error. Training runs on `Autodiff<backend>`; evaluation on the backend
+//! itself. Everything runs in f32 (adapters, activations and the loss); a
+//! spec's `precision: bf16` is recorded but computed in f32 (see
+//! [`BackendKind::precision`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::backend::AutodiffBackend;
+
+/// A backend peftc knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    NdArray,
+    Cuda,
+    Tch,
+}
+
+/// Why a backend cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    Unknown(String),
+    NotBuilt { name: &'static str, feature: &'static str },
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::Unknown(s) => write!(f, "unknown backend `{s}` (expected ndarray, cuda or tch)"),
+            BackendError::NotBuilt { name, feature } => write!(
+                f,
+                "backend `{name}` is not built into this peftc; rebuild with `cargo build --release --features {feature}`{}",
+                if *feature == "cuda" { " (with CUDARC_CUDA_VERSION=13000)" } else { "" }
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+impl FromStr for BackendKind {
+    type Err = BackendError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ndarray" | "cpu" => Ok(BackendKind::NdArray),
+            "cuda" => Ok(BackendKind::Cuda),
+            "tch" | "libtorch" => Ok(BackendKind::Tch),
+            other => Err(BackendError::Unknown(other.to_string())),
+        }
+    }
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::NdArray => "ndarray",
+            BackendKind::Cuda => "cuda",
+            BackendKind::Tch => "tch",
+        }
+    }
+
+    /// Is this backend compiled in?
+    pub fn available(self) -> Result<(), BackendError> {
+        let built = match self {
+            BackendKind::NdArray => cfg!(feature = "ndarray"),
+            BackendKind::Cuda => cfg!(feature = "cuda"),
+            BackendKind::Tch => cfg!(feature = "tch"),
+        };
+        let feature = match self {
+            BackendKind::NdArray => "ndarray",
+            BackendKind::Cuda => "cuda",
+            BackendKind::Tch => "tch",
+        };
+        if built { Ok(()) } else { Err(BackendError::NotBuilt { name: self.name(), feature }) }
+    }
+
+    /// The precision actually computed in.
+    pub fn precision(self) -> &'static str {
+        "f32"
+    }
+}
+
+/// Work to run on a concrete backend (a generic function, since closures
+/// cannot be generic).
+pub trait BackendTask {
+    type Output;
+    fn run<B: AutodiffBackend>(self, device: B::Device, backend: &str, device_name: &str) -> Self::Output;
+}
+
+/// Run `task` on the named backend, or say why it is not available.
+pub fn dispatch<T: BackendTask>(kind: BackendKind, task: T) -> Result<T::Output, BackendError> {
+    kind.available()?;
+    match kind {
+        #[cfg(feature = "ndarray")]
+        BackendKind::NdArray => {
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            Ok(task.run::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>(
+                Default::default(),
+                "ndarray",
+                &format!("cpu ({threads} threads)"),
+            ))
+        }
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => Ok(task.run::<burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>>(Default::default(), "cuda", "cuda:0")),
+        #[cfg(feature = "tch")]
+        BackendKind::Tch => {
+            let dev = if tch_cuda() { burn::backend::libtorch::LibTorchDevice::Cuda(0) } else { burn::backend::libtorch::LibTorchDevice::Cpu };
+            let name = format!("{dev:?}");
+            Ok(task.run::<burn::backend::Autodiff<burn::backend::LibTorch<f32>>>(dev, "tch", &name))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(BackendError::NotBuilt { name: other.name(), feature: other.name() }),
+    }
+}
+
+/// libtorch runs on `cuda:0` unless `PEFTC_TCH_DEVICE=cpu`.
+#[cfg(feature = "tch")]
+fn tch_cuda() -> bool {
+    std::env::var("PEFTC_TCH_DEVICE").map(|v| v != "cpu").unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_missing_features_are_explained() {
+        assert_eq!("ndarray".parse::<BackendKind>().unwrap(), BackendKind::NdArray);
+        assert!(BackendKind::NdArray.available().is_ok());
+        let e = "tpu".parse::<BackendKind>().unwrap_err();
+        assert!(e.to_string().contains("unknown backend `tpu`"));
+        if !cfg!(feature = "cuda") {
+            let e = BackendKind::Cuda.available().unwrap_err().to_string();
+            assert!(e.contains("--features cuda") && e.contains("CUDARC_CUDA_VERSION=13000"), "{e}");
+        }
+    }
+}

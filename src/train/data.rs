@@ -1,0 +1,108 @@
+//! Tokenized examples, shuffling and batches for causal-LM training.
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One tokenized example: prompt then completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub tokens: Vec<u32>,
+    /// Tokens `[0, prompt_len)` are the prompt; the rest the completion.
+    pub prompt_len: usize,
+}
+
+/// Which predicted tokens the loss averages over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossOn {
+    All,
+    Completion,
+}
+
+impl LossOn {
+    pub fn name(self) -> &'static str {
+        match self {
+            LossOn::All => "all",
+            LossOn::Completion => "completion",
+        }
+    }
+}
+
+/// A right-padded batch.
+#[derive(Debug, Clone)]
+pub struct Batch<B: Backend> {
+    /// `[batch, seq]`
+    pub inputs: Tensor<B, 2, Int>,
+    /// `[batch, seq]`, the next token of each input position.
+    pub targets: Tensor<B, 2, Int>,
+    /// `[batch, seq]`, 1 where a target exists.
+    pub mask_all: Tensor<B, 2>,
+    /// `[batch, seq]`, 1 where the target is a completion token.
+    pub mask_completion: Tensor<B, 2>,
+    /// Real (unpadded) input tokens.
+    pub tokens: u64,
+    pub n_all: u64,
+    pub n_completion: u64,
+}
+
+/// Deterministic permutation of `0..n` for `(seed, epoch)` (Fisher–Yates).
+pub fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    use rand::Rng;
+    let mut rng = crate::lower::init::stream(seed, &format!("shuffle-{epoch}"));
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.random_range(0..=i);
+        idx.swap(i, j);
+    }
+    idx
+}
+
+/// Build a batch from examples, each cut to `max_len` tokens.
+pub fn make_batch<B: Backend>(examples: &[&Example], max_len: usize, device: &B::Device) -> Batch<B> {
+    let lens: Vec<usize> = examples.iter().map(|e| e.tokens.len().min(max_len)).collect();
+    let seq = lens.iter().copied().max().unwrap_or(1).saturating_sub(1).max(1);
+    let b = examples.len();
+    let mut inp = vec![0i64; b * seq];
+    let mut tgt = vec![0i64; b * seq];
+    let mut ma = vec![0f32; b * seq];
+    let mut mc = vec![0f32; b * seq];
+    let (mut tokens, mut n_all, mut n_completion) = (0u64, 0u64, 0u64);
+    for (bi, (e, &len)) in examples.iter().zip(&lens).enumerate() {
+        tokens += len as u64;
+        for i in 0..len.saturating_sub(1) {
+            inp[bi * seq + i] = e.tokens[i] as i64;
+            tgt[bi * seq + i] = e.tokens[i + 1] as i64;
+            ma[bi * seq + i] = 1.0;
+            n_all += 1;
+            if i + 1 >= e.prompt_len {
+                mc[bi * seq + i] = 1.0;
+                n_completion += 1;
+            }
+        }
+        if len == 1 {
+            inp[bi * seq] = e.tokens[0] as i64;
+        }
+    }
+    Batch {
+        inputs: Tensor::from_data(TensorData::new(inp, [b, seq]).convert::<B::IntElem>(), device),
+        targets: Tensor::from_data(TensorData::new(tgt, [b, seq]).convert::<B::IntElem>(), device),
+        mask_all: Tensor::from_data(TensorData::new(ma, [b, seq]).convert::<B::FloatElem>(), device),
+        mask_completion: Tensor::from_data(TensorData::new(mc, [b, seq]).convert::<B::FloatElem>(), device),
+        tokens,
+        n_all,
+        n_completion,
+    }
+}
+
+/// Summed negative log-likelihood in nats over masked positions, per mask.
+///
+/// # Shapes
+/// - `logits`: `[batch, seq, vocab]`, `targets`, masks: `[batch, seq]`
+/// - returns `[1]` per mask given
+pub fn nll_sums<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>, masks: &[&Tensor<B, 2>]) -> Vec<Tensor<B, 1>> {
+    let [b, s, _v] = logits.dims();
+    let lp = burn::tensor::activation::log_softmax(logits, 2);
+    let picked: Tensor<B, 2> = lp.gather(2, targets.reshape([b, s, 1])).reshape([b, s]);
+    let nll = picked.neg();
+    masks.iter().map(|m| (nll.clone() * (*m).clone()).sum()).collect()
+}

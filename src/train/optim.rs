@@ -1,0 +1,167 @@
+//! Optimizers over flat adapter tensors: AdamW, Adam, SGD, with PyTorch's
+//! update rules and defaults.
+//!
+//! Burn ships its own optimizers, but their defaults differ from PyTorch's
+//! (burn's `AdamWConfig`: eps 1e-5, weight_decay 1e-4; `AdamConfig`: eps
+//! 1e-5), and their state is serialised through burn records. peftc runs
+//! must match PyTorch runs, so the update is written out here exactly as
+//! `torch.optim` does it, with PyTorch's defaults when a spec omits a value:
+//!
+//! - AdamW: betas (0.9, 0.999), eps 1e-8, weight_decay 0.01, decoupled decay
+//!   `p ← p − lr·wd·p`, then the bias-corrected Adam step
+//!   `p ← p − lr · m̂ / (√v̂ + eps)`.
+//! - Adam: betas (0.9, 0.999), eps 1e-8, weight_decay 0 (L2: `g ← g + wd·p`).
+//! - SGD: momentum 0, weight_decay 0 (L2), PyTorch's momentum buffer
+//!   (`buf ← μ·buf + g`, first step `buf = g`).
+//!
+//! The state (moments, step count) is plain tensors, saved in checkpoints.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::st::F32Tensor;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adamw,
+    Adam,
+    Sgd,
+}
+
+/// Optimizer hyperparameters; see the module docs for the defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    pub lr: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub momentum: f64,
+}
+
+impl OptimizerConfig {
+    /// PyTorch's defaults for `kind` at learning rate `lr`.
+    pub fn pytorch(kind: OptimizerKind, lr: f64) -> Self {
+        let weight_decay = if kind == OptimizerKind::Adamw { 0.01 } else { 0.0 };
+        OptimizerConfig { kind, lr, betas: (0.9, 0.999), eps: 1e-8, weight_decay, momentum: 0.0 }
+    }
+}
+
+/// Optimizer state for a list of flat tensors.
+#[derive(Debug, Clone)]
+pub struct Optimizer<B: Backend> {
+    pub config: OptimizerConfig,
+    /// Optimizer steps taken so far.
+    pub step: u64,
+    m: Vec<Option<Tensor<B, 1>>>,
+    v: Vec<Option<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> Optimizer<B> {
+    pub fn new(config: OptimizerConfig, n_params: usize) -> Self {
+        Optimizer { config, step: 0, m: vec![None; n_params], v: vec![None; n_params] }
+    }
+
+    /// One update at learning rate `lr`; returns the new parameters.
+    pub fn update(&mut self, params: Vec<Tensor<B, 1>>, grads: Vec<Tensor<B, 1>>, lr: f64) -> Vec<Tensor<B, 1>> {
+        self.step += 1;
+        let c = self.config.clone();
+        let t = self.step as i32;
+        let mut out = Vec::with_capacity(params.len());
+        for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
+            let np = match c.kind {
+                OptimizerKind::Adamw | OptimizerKind::Adam => {
+                    let (p, g) = if c.kind == OptimizerKind::Adamw {
+                        (if c.weight_decay != 0.0 { p.clone().sub(p.mul_scalar(lr * c.weight_decay)) } else { p }, g)
+                    } else if c.weight_decay != 0.0 {
+                        let g = g.add(p.clone().mul_scalar(c.weight_decay));
+                        (p, g)
+                    } else {
+                        (p, g)
+                    };
+                    let (b1, b2) = c.betas;
+                    let m = match self.m[i].take() {
+                        Some(m) => m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)),
+                        None => g.clone().mul_scalar(1.0 - b1),
+                    };
+                    let v = match self.v[i].take() {
+                        Some(v) => v.mul_scalar(b2).add(g.square().mul_scalar(1.0 - b2)),
+                        None => g.square().mul_scalar(1.0 - b2),
+                    };
+                    let bc1 = 1.0 - b1.powi(t);
+                    let bc2 = 1.0 - b2.powi(t);
+                    // PyTorch: denom = sqrt(v)/sqrt(bc2) + eps; p -= lr/bc1 * m/denom
+                    let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(c.eps);
+                    let np = p.sub(m.clone().div(denom).mul_scalar(lr / bc1));
+                    self.m[i] = Some(m);
+                    self.v[i] = Some(v);
+                    np
+                }
+                OptimizerKind::Sgd => {
+                    let g = if c.weight_decay != 0.0 { g.add(p.clone().mul_scalar(c.weight_decay)) } else { g };
+                    let d = if c.momentum != 0.0 {
+                        let buf = match self.m[i].take() {
+                            Some(b) => b.mul_scalar(c.momentum).add(g),
+                            None => g,
+                        };
+                        self.m[i] = Some(buf.clone());
+                        buf
+                    } else {
+                        g
+                    };
+                    p.sub(d.mul_scalar(lr))
+                }
+            };
+            out.push(np);
+        }
+        out
+    }
+
+    /// The state as named tensors (`m.{i}`, `v.{i}`) for a checkpoint.
+    pub fn state(&self) -> BTreeMap<String, F32Tensor> {
+        let mut out = BTreeMap::new();
+        for (prefix, list) in [("m", &self.m), ("v", &self.v)] {
+            for (i, t) in list.iter().enumerate() {
+                if let Some(t) = t {
+                    let data = t.to_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+                    out.insert(format!("{prefix}.{i}"), F32Tensor { shape: vec![data.len()], data });
+                }
+            }
+        }
+        out
+    }
+
+    /// Restore from [`Optimizer::state`] and a step count.
+    pub fn load_state(&mut self, step: u64, state: &BTreeMap<String, F32Tensor>, device: &B::Device) -> Result<()> {
+        self.step = step;
+        for (prefix, list) in [("m", &mut self.m), ("v", &mut self.v)] {
+            for (i, slot) in list.iter_mut().enumerate() {
+                *slot = match state.get(&format!("{prefix}.{i}")) {
+                    Some(t) => Some(Tensor::from_data(TensorData::new(t.data.clone(), [t.data.len()]).convert::<B::FloatElem>(), device)),
+                    None => None,
+                };
+            }
+        }
+        if step > 0 && self.config.kind != OptimizerKind::Sgd && self.m.iter().any(|m| m.is_none()) {
+            bail!("checkpoint's optimizer state is missing moments");
+        }
+        Ok(())
+    }
+}
+
+/// Scale `grads` so their global L2 norm is at most `max_norm`, as
+/// `torch.nn.utils.clip_grad_norm_` (factor `max / (norm + 1e-6)`, applied
+/// only when below 1). Returns the norm before clipping.
+pub fn clip_global_norm<B: Backend>(grads: Vec<Tensor<B, 1>>, max_norm: Option<f64>) -> (Vec<Tensor<B, 1>>, f64) {
+    let Some(max) = max_norm else {
+        return (grads, f64::NAN);
+    };
+    let sq: f64 = grads.iter().map(|g| g.clone().square().sum().into_scalar().elem::<f64>()).sum();
+    let norm = sq.sqrt();
+    let coef = max / (norm + 1e-6);
+    if coef < 1.0 { (grads.into_iter().map(|g| g.mul_scalar(coef)).collect(), norm) } else { (grads, norm) }
+}
