@@ -41,6 +41,9 @@ pub struct RunArgs {
     /// Results root.
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// Where the experiment reports are rendered.
+    #[arg(long, default_value = "reports")]
+    pub reports_dir: PathBuf,
     /// Only runs whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
@@ -384,7 +387,7 @@ pub fn cmd_run(args: &RunArgs) -> i32 {
 fn render_reports(program: &ir::Program, args: &RunArgs) {
     for e in &program.experiments {
         let planned: Vec<String> = e.runs.iter().map(|r| r.name.clone()).collect();
-        match crate::report::render_experiment_with_plan(&args.runs_dir, &e.name, &planned, Path::new("reports")) {
+        match crate::report::render_experiment_with_plan(&args.runs_dir, &e.name, &planned, &args.reports_dir) {
             Ok(files) => files.iter().for_each(|f| eprintln!("report: {}", f.display())),
             Err(err) => eprintln!("warning: report for {} not rendered: {err:#}", e.name),
         }
