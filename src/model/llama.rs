@@ -154,11 +154,11 @@ impl<B: Backend> Llama<B> {
         let (d, v) = (c.hidden_size, c.vocab_size);
         let mat_t = |name: &str, out: usize, inp: usize| -> Result<Tensor<B, 2>, ModelError> {
             let t = get(store, name, &[out, inp])?;
-            Ok(Tensor::from_data(BurnData::new(transpose(&t.data, out, inp), [inp, out]), device))
+            Ok(Tensor::from_data(BurnData::new(transpose(&t.data, out, inp), [inp, out]).convert::<B::FloatElem>(), device))
         };
         let vec1 = |name: &str| -> Result<Tensor<B, 1>, ModelError> {
             let t = get(store, name, &[d])?;
-            Ok(Tensor::from_data(BurnData::new(t.data.clone(), [d]), device))
+            Ok(Tensor::from_data(BurnData::new(t.data.clone(), [d]).convert::<B::FloatElem>(), device))
         };
         let lin = |l: usize, t: Target| {
             let (i, o) = t.shape(d, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim);
@@ -166,9 +166,9 @@ impl<B: Backend> Llama<B> {
         };
 
         let embed_data = get(store, "model.embed_tokens.weight", &[v, d])?;
-        let embed = Tensor::from_data(BurnData::new(embed_data.data.clone(), [v, d]), device);
+        let embed = Tensor::from_data(BurnData::new(embed_data.data.clone(), [v, d]).convert::<B::FloatElem>(), device);
         let lm_head = if c.tie_word_embeddings {
-            Tensor::from_data(BurnData::new(transpose(&embed_data.data, v, d), [d, v]), device)
+            Tensor::from_data(BurnData::new(transpose(&embed_data.data, v, d), [d, v]).convert::<B::FloatElem>(), device)
         } else {
             mat_t("lm_head.weight", v, d)?
         };

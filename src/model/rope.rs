@@ -43,8 +43,8 @@ impl<B: Backend> Rope<B> {
             sin.extend(angles.iter().map(|a| a.sin()));
         }
         Self {
-            cos: Tensor::from_data(BurnData::new(cos, [max_len, head_dim]), device),
-            sin_signed: Tensor::from_data(BurnData::new(sin, [max_len, head_dim]), device),
+            cos: Tensor::from_data(BurnData::new(cos, [max_len, head_dim]).convert::<B::FloatElem>(), device),
+            sin_signed: Tensor::from_data(BurnData::new(sin, [max_len, head_dim]).convert::<B::FloatElem>(), device),
             head_dim,
             max_len,
         }
