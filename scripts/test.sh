@@ -9,7 +9,7 @@ cd "$root"
 if ! command -v chromium >/dev/null 2>&1; then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "installing chromium for the HTML report test ..."
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
   else
     echo "warning: chromium not found; the headless-browser report test will fail in CI mode" >&2
   fi
