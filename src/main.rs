@@ -1,3 +1,9 @@
+// Training allocates and frees many large tensors per step; glibc returns each
+// big block to the kernel (mmap/munmap) and every reuse page-faults fresh
+// zeroed pages. mimalloc with purging off keeps them (see `main`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -100,7 +106,15 @@ fn report(result: anyhow::Result<()>) -> u8 {
     }
 }
 
+/// `mi_option_purge_delay` (index 15 of `mi_option_e` in mimalloc 2 and 3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
+    // Never hand freed memory back to the OS: a training step frees and
+    // re-allocates the same large activations, and purging them made a CPU
+    // step 37 % slower (30.4 s vs 22.1 s, LoRA r 8, 8 × 256, 2 cores).
+    // SAFETY: sets a process-wide allocator option; no other thread exists yet.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = Cli::parse();
     let code: u8 = match cli.cmd {
         Cmd::Check { paths } => peftc::lang::cli::cmd_check(&paths) as u8,
