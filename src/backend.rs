@@ -85,6 +85,19 @@ impl BackendKind {
     }
 }
 
+/// Micro-batches a training step computes on parallel threads: one per core
+/// (at most 8) on the CPU backend, whose elementwise ops run on a single
+/// thread, and one on GPU backends. `PEFTC_WORKERS=<n>` overrides.
+pub fn training_workers(backend: &str) -> usize {
+    if let Some(n) = std::env::var("PEFTC_WORKERS").ok().and_then(|v| v.parse::<usize>().ok()) {
+        return n.max(1);
+    }
+    match backend {
+        "ndarray" => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8),
+        _ => 1,
+    }
+}
+
 /// Work to run on a concrete backend (a generic function, since closures
 /// cannot be generic).
 pub trait BackendTask {

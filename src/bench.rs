@@ -19,7 +19,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use burn::module::AutodiffModule;
-use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
@@ -27,8 +26,10 @@ use crate::backend::{BackendKind, BackendTask, dispatch};
 use crate::lang::ir;
 use crate::lower::{Adapter, from_lang};
 use crate::model::Llama;
-use crate::train::data::{Example, make_batch, nll_sums};
-use crate::train::optim::{Optimizer, OptimizerConfig, OptimizerKind, clip_global_norm};
+use crate::train::data::{Example, LossOn};
+use crate::train::fit::apply_gradients;
+use crate::train::loss::step_gradients;
+use crate::train::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 use crate::train::{CausalLm, evaluate};
 
 #[derive(Debug, Clone, Args)]
@@ -116,17 +117,11 @@ impl BackendTask for BenchTask<'_> {
             .map(|b| Example { tokens: (0..a.seq + 1).map(|i| ((i * 7919 + b * 104729) % c.vocab_size) as u32).collect(), prompt_len: 1 })
             .collect();
         let refs: Vec<&Example> = examples.iter().collect();
-        let batch = make_batch::<B>(&refs, a.seq + 1, &device);
+        let workers = crate::backend::training_workers(backend);
         let tokens = (a.batch * a.seq) as f64;
         let mut step = |adapter: &mut Adapter<B>| {
-            let logits = CausalLm::logits(&model, batch.inputs.clone(), &*adapter);
-            let loss = nll_sums(logits, batch.targets.clone(), &[&batch.mask_all]).remove(0).div_scalar(batch.n_all as f64);
-            let grads = loss.backward();
-            let g: Vec<_> = adapter.params().iter().map(|p| p.grad(&grads).unwrap_or_else(|| p.clone().inner().zeros_like())).collect();
-            let (g, _) = clip_global_norm(g, Some(1.0));
-            let inner: Vec<_> = adapter.params().iter().map(|p| p.clone().inner()).collect();
-            let new = opt.update(inner, g, 1e-4);
-            adapter.set_params(new.into_iter().map(Tensor::from_inner).collect());
+            let step = step_gradients(&model, &*adapter, &refs, a.seq + 1, LossOn::All, workers, &device).expect("bench batches have targets");
+            apply_gradients(adapter, &mut opt, step.grads, Some(1.0), 1e-4);
         };
         eprintln!("bench: {} on {backend} ({device_name}), batch {} × seq {}, {} trainable params", program.scheme, a.batch, a.seq, adapter.num_trainable());
         let t = Instant::now();
@@ -160,7 +155,7 @@ impl BackendTask for BenchTask<'_> {
             let valid = adapter.valid();
             let eval_model = model.valid();
             let t = Instant::now();
-            let _ = evaluate(&eval_model, &valid, &examples, a.batch, a.seq + 1, &device);
+            let _ = evaluate(&eval_model, &valid, &examples, a.batch, a.seq + 1, workers, &device);
             println!("eval         {:.1} tokens/s (forward only)", tokens / t.elapsed().as_secs_f64());
         }
         Ok(())

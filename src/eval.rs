@@ -10,6 +10,7 @@ use burn::prelude::*;
 use crate::data::batcher::BatchData;
 use crate::data::gsm8k::EncodedExample;
 use crate::data::sorted_batches;
+use crate::head_loss::head_loss;
 use crate::hook::LinearHook;
 use crate::model::Llama;
 
@@ -96,49 +97,65 @@ impl EvalReport {
 }
 
 /// Evaluates the model (with `hook`) on `examples`, `batch_size` at a time
-/// (batches of similar length), computing the output head one sequence at a
-/// time so that at most `seq × vocab` logits exist at once.
+/// (batches of similar length), the batches spread over `workers` threads;
+/// the output head and its loss go through [`crate::head_loss`], so at most
+/// a few hundred tokens' logits exist at once.
 /// `progress(done, total)` is called after each batch.
-pub fn evaluate<B: Backend, H: LinearHook<B>>(
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate<B: Backend, H: LinearHook<B> + Sync>(
     model: &Llama<B>,
     hook: &H,
     examples: &[EncodedExample],
     batch_size: usize,
     pad_id: u32,
+    workers: usize,
     device: &B::Device,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize) + Send,
 ) -> EvalReport {
     let start = Instant::now();
     let lengths: Vec<usize> = examples.iter().map(|e| e.ids.len()).collect();
-    let mut out = vec![ExampleLoss::default(); examples.len()];
-    let mut done = 0;
-    let mut tokens_processed = 0;
-    for batch_idx in sorted_batches(&lengths, batch_size) {
+    let batches = sorted_batches(&lengths, batch_size);
+    let progress = std::sync::Mutex::new((0usize, progress));
+    let (head, head_t) = model.head();
+    let results = crate::parallel::par_map(&batches, workers, |batch_idx| {
         let refs: Vec<&EncodedExample> = batch_idx.iter().map(|&i| &examples[i]).collect();
         let data = BatchData::new(&refs, pad_id);
         let batch = data.to_batch::<B>(device);
-        tokens_processed += batch.padding.clone().int().sum().into_scalar().elem::<i64>() as usize;
+        let tokens = batch.padding.clone().int().sum().into_scalar().elem::<i64>() as usize;
         let hidden = model.forward_hidden(batch.tokens, batch.padding, hook);
         let [bsz, seq, d] = hidden.dims();
-        for (row, &i) in batch_idx.iter().enumerate() {
-            let h = hidden.clone().slice([row..row + 1, 0..seq, 0..d]);
-            let targets = batch.targets.clone().slice([row..row + 1, 0..seq]);
-            let nll = token_nll(model.logits(h), targets);
-            let mall = batch.mask_all.clone().slice([row..row + 1, 0..seq]);
-            let mcomp = batch.mask_completion.clone().slice([row..row + 1, 0..seq]);
-            let sums = Tensor::cat(vec![nll.clone().mul(mall).sum(), nll.mul(mcomp).sum()], 0);
-            let sums = sums.into_data().convert::<f32>().into_vec::<f32>().expect("f32 sums");
-            let ex = &examples[i];
-            out[i] = ExampleLoss {
-                nats_all: sums[0] as f64,
-                tokens_all: ex.num_predicted(),
-                nats_completion: sums[1] as f64,
-                tokens_completion: ex.num_completion(),
-            };
+        let nll = head_loss(hidden.reshape([bsz * seq, d]), &head, &head_t, batch.targets.reshape([bsz * seq]), None).nll;
+        let nll = nll.reshape([bsz, seq]);
+        let sums = Tensor::cat(vec![nll.clone().mul(batch.mask_all).sum_dim(1), nll.mul(batch.mask_completion).sum_dim(1)], 1);
+        let sums = sums.into_data().convert::<f32>().into_vec::<f32>().expect("f32 sums");
+        let losses: Vec<(usize, ExampleLoss)> = batch_idx
+            .iter()
+            .enumerate()
+            .map(|(row, &i)| {
+                let ex = &examples[i];
+                let loss = ExampleLoss {
+                    nats_all: sums[2 * row] as f64,
+                    tokens_all: ex.num_predicted(),
+                    nats_completion: sums[2 * row + 1] as f64,
+                    tokens_completion: ex.num_completion(),
+                };
+                (i, loss)
+            })
+            .collect();
+        if let Ok(mut p) = progress.lock() {
+            p.0 += batch_idx.len();
+            let done = p.0;
+            (p.1)(done, examples.len());
         }
-        debug_assert_eq!(bsz, batch_idx.len());
-        done += batch_idx.len();
-        progress(done, examples.len());
+        (losses, tokens)
+    });
+    let mut out = vec![ExampleLoss::default(); examples.len()];
+    let mut tokens_processed = 0;
+    for (losses, tokens) in results {
+        tokens_processed += tokens;
+        for (i, loss) in losses {
+            out[i] = loss;
+        }
     }
     EvalReport { examples: out, seconds: start.elapsed().as_secs_f64(), tokens_processed }
 }
@@ -270,7 +287,8 @@ fn eval_on<B: Backend>(
     let model = Llama::<B>::from_loaded(loaded, device)?;
     let total = encoded.len();
     let mut last = Instant::now();
-    Ok(evaluate(&model, &crate::hook::NoAdapter, encoded, args.batch, pad_id, device, |done, n| {
+    let workers = crate::backend::training_workers(&args.backend);
+    Ok(evaluate(&model, &crate::hook::NoAdapter, encoded, args.batch, pad_id, workers, device, |done, n| {
         if done == n || last.elapsed().as_secs_f64() > 5.0 {
             eprintln!("  {done}/{total} examples");
             last = Instant::now();

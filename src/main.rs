@@ -115,6 +115,8 @@ fn main() -> ExitCode {
     // step 37 % slower (30.4 s vs 22.1 s, LoRA r 8, 8 × 256, 2 cores).
     // SAFETY: sets a process-wide allocator option; no other thread exists yet.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // SAFETY: still single-threaded.
+    unsafe { peftc::parallel::single_threaded_matmul() };
     let cli = Cli::parse();
     let code: u8 = match cli.cmd {
         Cmd::Check { paths } => peftc::lang::cli::cmd_check(&paths) as u8,

@@ -111,6 +111,10 @@ pub struct Llama<B: Backend> {
     embed: Tensor<B, 2>,
     /// `[d, vocab]` (a transposed copy of `embed` when embeddings are tied).
     lm_head: Tensor<B, 2>,
+    /// `[vocab, d]`: the head's weights in their HF layout, contiguous (the
+    /// same tensor as `embed` when embeddings are tied), for the head's
+    /// backward product.
+    lm_head_t: Tensor<B, 2>,
     layers: Vec<Block<B>>,
     norm: RmsNorm<B>,
     rope: Rope<B>,
@@ -167,10 +171,12 @@ impl<B: Backend> Llama<B> {
 
         let embed_data = get(store, "model.embed_tokens.weight", &[v, d])?;
         let embed = Tensor::from_data(BurnData::new(embed_data.data.clone(), [v, d]).convert::<B::FloatElem>(), device);
-        let lm_head = if c.tie_word_embeddings {
-            Tensor::from_data(BurnData::new(transpose(&embed_data.data, v, d), [d, v]).convert::<B::FloatElem>(), device)
+        let (lm_head, lm_head_t) = if c.tie_word_embeddings {
+            let t = Tensor::from_data(BurnData::new(transpose(&embed_data.data, v, d), [d, v]).convert::<B::FloatElem>(), device);
+            (t, embed.clone())
         } else {
-            mat_t("lm_head.weight", v, d)?
+            let hf = get(store, "lm_head.weight", &[v, d])?;
+            (mat_t("lm_head.weight", v, d)?, Tensor::from_data(BurnData::new(hf.data.clone(), [v, d]).convert::<B::FloatElem>(), device))
         };
         let mut layers = Vec::with_capacity(c.num_layers);
         for l in 0..c.num_layers {
@@ -194,7 +200,12 @@ impl<B: Backend> Llama<B> {
         }
         let norm = RmsNorm::new(vec1("model.norm.weight")?, c.rms_norm_eps);
         let rope = Rope::new(c.head_dim, c.max_position_embeddings.min(MAX_ROPE_POSITIONS), c.rope_theta, device);
-        Ok(Self { embed, lm_head, layers, norm, rope, config: c.clone() })
+        Ok(Self { embed, lm_head, lm_head_t, layers, norm, rope, config: c.clone() })
+    }
+
+    /// The output head as `([d, vocab], [vocab, d])`, both contiguous.
+    pub fn head(&self) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        (self.lm_head.clone(), self.lm_head_t.clone())
     }
 
     pub fn config(&self) -> &ModelConfig {

@@ -93,16 +93,3 @@ pub fn make_batch<B: Backend>(examples: &[&Example], max_len: usize, device: &B:
         n_completion,
     }
 }
-
-/// Summed negative log-likelihood in nats over masked positions, per mask.
-///
-/// # Shapes
-/// - `logits`: `[batch, seq, vocab]`, `targets`, masks: `[batch, seq]`
-/// - returns `[1]` per mask given
-pub fn nll_sums<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>, masks: &[&Tensor<B, 2>]) -> Vec<Tensor<B, 1>> {
-    let [b, s, _v] = logits.dims();
-    let lp = burn::tensor::activation::log_softmax(logits, 2);
-    let picked: Tensor<B, 2> = lp.gather(2, targets.reshape([b, s, 1])).reshape([b, s]);
-    let nll = picked.neg();
-    masks.iter().map(|m| (nll.clone() * (*m).clone()).sum()).collect()
-}

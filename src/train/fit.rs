@@ -11,7 +11,8 @@ use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::data::{Example, LossOn, make_batch, nll_sums, shuffled};
+use super::data::{Example, LossOn, make_batch, shuffled};
+use super::loss::{nll_sums, step_gradients};
 use super::lm::CausalLm;
 use super::optim::{Optimizer, OptimizerConfig, clip_global_norm};
 use super::schedule::Schedule;
@@ -35,7 +36,8 @@ pub struct TrainConfig {
     pub loss_on: LossOn,
 }
 
-/// How a training session behaves (does not affect results).
+/// How a training session behaves (does not affect results, but for the
+/// float summation order that `workers` sets).
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
     /// Show an indicatif progress bar.
@@ -47,32 +49,57 @@ pub struct TrainOptions {
     pub label: String,
     /// Batch size for evaluation (defaults to the training batch).
     pub eval_batch: Option<usize>,
+    /// Micro-batches per step computed on parallel threads (0 or 1: one);
+    /// see [`crate::backend::training_workers`].
+    pub workers: usize,
 }
 
 pub const LN2: f64 = std::f64::consts::LN_2;
 
 /// Test losses in bits per token over all predicted tokens and over the
 /// completion tokens, on any backend (use the inner one: no autodiff).
-pub fn evaluate<B: Backend, M: CausalLm<B>, H: LinearHook<B>>(
+pub fn evaluate<B: Backend, M: CausalLm<B> + Sync, H: LinearHook<B> + Sync>(
     model: &M,
     hook: &H,
     examples: &[Example],
     batch: usize,
     max_len: usize,
+    workers: usize,
     device: &B::Device,
 ) -> (f64, f64) {
-    let (mut sa, mut sc, mut na, mut nc) = (0f64, 0f64, 0u64, 0u64);
     let refs: Vec<&Example> = examples.iter().collect();
-    for chunk in refs.chunks(batch.max(1)) {
+    // Micro-batches, one per worker per batch: per-token losses do not depend
+    // on how right-padded sequences are grouped.
+    let micro = batch.max(1).div_ceil(workers.max(1));
+    let chunks: Vec<&[&Example]> = refs.chunks(micro).collect();
+    let sums = crate::parallel::par_map(&chunks, workers, |chunk| {
         let b = make_batch::<B>(chunk, max_len, device);
-        let logits = model.logits(b.inputs.clone(), hook);
-        let s = nll_sums(logits, b.targets, &[&b.mask_all, &b.mask_completion]);
-        sa += s[0].clone().into_scalar().elem::<f64>();
-        sc += s[1].clone().into_scalar().elem::<f64>();
-        na += b.n_all;
-        nc += b.n_completion;
+        let s = nll_sums(model, b.inputs.clone(), hook, b.targets, &[&b.mask_all, &b.mask_completion]);
+        (s[0], s[1], b.n_all, b.n_completion)
+    });
+    let (mut sa, mut sc, mut na, mut nc) = (0f64, 0f64, 0u64, 0u64);
+    for (a, c, n_a, n_c) in sums {
+        sa += a;
+        sc += c;
+        na += n_a;
+        nc += n_c;
     }
     (sa / na.max(1) as f64 / LN2, sc / nc.max(1) as f64 / LN2)
+}
+
+/// Clips the adapter's gradients to global norm `clip` and takes one
+/// optimizer step with learning rate `lr`.
+pub fn apply_gradients<B: AutodiffBackend>(
+    adapter: &mut Adapter<B>,
+    opt: &mut Optimizer<B::InnerBackend>,
+    grads: Vec<Tensor<B::InnerBackend, 1>>,
+    clip: Option<f64>,
+    lr: f64,
+) {
+    let (g, _norm) = clip_global_norm(grads, clip);
+    let inner: Vec<_> = adapter.params().iter().map(|p| p.clone().inner()).collect();
+    let new = opt.update(inner, g, lr);
+    adapter.set_params(new.into_iter().map(Tensor::from_inner).collect());
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,7 +151,7 @@ fn write_metrics(dir: &Path, m: &RunMetrics) -> Result<()> {
 /// writes `dir/adapter.safetensors`. A NaN/Inf loss ends the run with status
 /// `Diverged` (returned as `Ok`); I/O problems are errors.
 #[allow(clippy::too_many_arguments)]
-pub fn fit<B: AutodiffBackend, M: CausalLm<B>, E: CausalLm<B::InnerBackend>>(
+pub fn fit<B: AutodiffBackend, M: CausalLm<B> + Sync, E: CausalLm<B::InnerBackend> + Sync>(
     model: &M,
     eval_model: &E,
     adapter: &mut Adapter<B>,
@@ -182,17 +209,10 @@ pub fn fit<B: AutodiffBackend, M: CausalLm<B>, E: CausalLm<B::InnerBackend>>(
         let (mut loss_sum, mut steps, mut tokens) = (0f64, 0u64, 0u64);
         for (si, chunk) in order.chunks(cfg.batch.max(1)).enumerate() {
             let exs: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
-            let b = make_batch::<B>(&exs, cfg.max_len, device);
-            let (mask, n) = match cfg.loss_on {
-                LossOn::All => (&b.mask_all, b.n_all),
-                LossOn::Completion => (&b.mask_completion, b.n_completion),
-            };
-            if n == 0 {
+            let Some(step) = step_gradients(model, adapter, &exs, cfg.max_len, cfg.loss_on, opts.workers, device) else {
                 continue;
-            }
-            let logits = model.logits(b.inputs.clone(), adapter);
-            let loss = nll_sums(logits, b.targets.clone(), &[mask]).remove(0).div_scalar(n as f64);
-            let nats: f64 = loss.clone().into_scalar().elem::<f64>();
+            };
+            let nats = step.nats;
             if !nats.is_finite() {
                 bar.abandon();
                 let message = format!("loss became {nats} at epoch {epoch}, step {}; the run stopped (lower the learning rate or clip gradients)", si + 1);
@@ -201,20 +221,11 @@ pub fn fit<B: AutodiffBackend, M: CausalLm<B>, E: CausalLm<B::InnerBackend>>(
                 write_metrics(dir, metrics)?;
                 return Ok(());
             }
-            let grads = loss.backward();
-            let g: Vec<Tensor<B::InnerBackend, 1>> = adapter
-                .params()
-                .iter()
-                .map(|p| p.grad(&grads).unwrap_or_else(|| p.clone().inner().zeros_like()))
-                .collect();
-            let (g, _norm) = clip_global_norm(g, cfg.grad_clip);
             let lr = cfg.optimizer.lr * cfg.schedule.factor(opt.step, total_steps);
-            let inner: Vec<_> = adapter.params().iter().map(|p| p.clone().inner()).collect();
-            let new = opt.update(inner, g, lr);
-            adapter.set_params(new.into_iter().map(Tensor::from_inner).collect());
+            apply_gradients(adapter, &mut opt, step.grads, cfg.grad_clip, lr);
             loss_sum += nats / LN2;
             steps += 1;
-            tokens += b.tokens;
+            tokens += step.tokens;
             let el = t0.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("{epoch}/{} loss {:.4} bits, {:.0} tok/s", cfg.epochs, nats / LN2, tokens as f64 / el));
             bar.inc(1);
@@ -222,7 +233,7 @@ pub fn fit<B: AutodiffBackend, M: CausalLm<B>, E: CausalLm<B::InnerBackend>>(
         let train_seconds = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let valid = adapter.valid();
-        let (test_all, test_completion) = evaluate(eval_model, &valid, test, eval_batch, cfg.max_len, device);
+        let (test_all, test_completion) = evaluate(eval_model, &valid, test, eval_batch, cfg.max_len, opts.workers, device);
         metrics.epochs.push(EpochMetrics {
             epoch,
             train_bits: loss_sum / steps.max(1) as f64,

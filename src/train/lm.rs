@@ -9,12 +9,26 @@ use crate::target::Target;
 
 /// A causal LM whose target linears go through a [`LinearHook`].
 pub trait CausalLm<B: Backend> {
-    /// Next-token logits. Sequences are right-padded, so padding never
-    /// influences earlier positions.
+    /// Final hidden states, before the output head. Sequences are
+    /// right-padded, so padding never influences earlier positions.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, seq]` → `[batch, seq, d]`
+    fn hidden<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, hook: &H) -> Tensor<B, 3>;
+    /// The frozen output head as `([d, vocab], [vocab, d])`, both contiguous.
+    fn head(&self) -> (Tensor<B, 2>, Tensor<B, 2>);
+    /// Next-token logits (materialises `[batch, seq, vocab]`; training and
+    /// evaluation go through [`crate::head_loss`] instead).
     ///
     /// # Shapes
     /// - `tokens`: `[batch, seq]` → `[batch, seq, vocab]`
-    fn logits<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, hook: &H) -> Tensor<B, 3>;
+    fn logits<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, hook: &H) -> Tensor<B, 3> {
+        let h = self.hidden(tokens, hook);
+        let [b, s, d] = h.dims();
+        let (head, _) = self.head();
+        let v = head.dims()[1];
+        h.reshape([b * s, d]).matmul(head).reshape([b, s, v])
+    }
     /// The frozen base weight `[in, out]` of a target linear.
     fn base_weight(&self, layer: usize, target: Target) -> Tensor<B, 2>;
     fn num_layers(&self) -> usize;
@@ -33,6 +47,8 @@ pub struct TinyLm<B: Backend> {
     pub inter: usize,
     pub layers: usize,
     embed: Tensor<B, 2>,
+    /// `[hidden, vocab]`, a contiguous transposed copy of `embed` (tied head).
+    head: Tensor<B, 2>,
     /// `weights[layer][target]`, `[in, out]`.
     weights: Vec<Vec<Tensor<B, 2>>>,
 }
@@ -64,7 +80,10 @@ impl<B: Backend> TinyLm<B> {
                     .collect()
             })
             .collect();
-        TinyLm { vocab, hidden, inter, layers, embed, weights }
+        // A contiguous copy of the transpose (a transposed view would be
+        // copied again by every product).
+        let head: Tensor<B, 2> = Tensor::from_data(embed.clone().transpose().to_data(), device);
+        TinyLm { vocab, hidden, inter, layers, embed, head, weights }
     }
 
     fn w(&self, layer: usize, t: Target) -> &Tensor<B, 2> {
@@ -84,12 +103,13 @@ impl<B: Backend> TinyLm<B> {
 }
 
 impl<B: Backend> CausalLm<B> for TinyLm<B> {
-    fn logits<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, hook: &H) -> Tensor<B, 3> {
+    fn hidden<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, hook: &H) -> Tensor<B, 3> {
         let [batch, seq] = tokens.dims();
         let d = self.hidden;
         let dev = tokens.device();
         let mut h: Tensor<B, 3> = self.embed.clone().select(0, tokens.reshape([batch * seq])).reshape([batch, seq, d]);
-        let causal = Tensor::<B, 2, Bool>::triu_mask([seq, seq], 1, &dev).unsqueeze::<3>().expand([batch, seq, seq]);
+        // true = masked: key j > query i (burn's `tril_mask` is true outside the lower triangle).
+        let causal = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &dev).unsqueeze::<3>().expand([batch, seq, seq]);
         for l in 0..self.layers {
             let a = rms_norm(h.clone());
             let q = hook.linear(l, Target::Q, a.clone(), self.w(l, Target::Q));
@@ -103,8 +123,11 @@ impl<B: Backend> CausalLm<B> for TinyLm<B> {
             let u = hook.linear(l, Target::Up, m, self.w(l, Target::Up));
             h = h + hook.linear(l, Target::Down, g * u, self.w(l, Target::Down));
         }
-        let h = rms_norm(h).reshape([batch * seq, d]);
-        h.matmul(self.embed.clone().transpose()).reshape([batch, seq, self.vocab])
+        rms_norm(h)
+    }
+
+    fn head(&self) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        (self.head.clone(), self.embed.clone())
     }
 
     fn base_weight(&self, layer: usize, target: Target) -> Tensor<B, 2> {
@@ -127,13 +150,16 @@ impl<B: Backend> CausalLm<B> for TinyLm<B> {
 
 impl<B: Backend> CausalLm<B> for crate::model::Llama<B> {
     /// # Shapes
-    /// - `tokens`: `[batch, seq]` (right-padded) → `[batch, seq, vocab]`
-    fn logits<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, hook: &H) -> Tensor<B, 3> {
+    /// - `tokens`: `[batch, seq]` (right-padded) → `[batch, seq, d]`
+    fn hidden<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, hook: &H) -> Tensor<B, 3> {
         // Right padding never reaches earlier positions through causal
         // attention, so every position may attend to its prefix.
         let [b, s] = tokens.dims();
         let real = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![true; b * s], [b, s]), &tokens.device());
-        self.forward(tokens, real, hook)
+        self.forward_hidden(tokens, real, hook)
+    }
+    fn head(&self) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        crate::model::Llama::head(self)
     }
     fn base_weight(&self, layer: usize, target: Target) -> Tensor<B, 2> {
         crate::model::Llama::base_weight(self, layer, target)

@@ -4,6 +4,7 @@
 pub mod data;
 pub mod fit;
 pub mod lm;
+pub mod loss;
 pub mod optim;
 pub mod schedule;
 pub mod st;

@@ -1,0 +1,99 @@
+//! The output head fused with its cross entropy, chunked over tokens.
+//!
+//! `[tokens, vocab]` logits are the largest tensors of a small LM (8 × 256
+//! tokens × 49,152 = 400 MB for SmolLM2), and autodiff through
+//! `log_softmax` keeps several of them alive and passes over them a dozen
+//! times. The head is frozen, so the only gradient the head and loss pass back
+//! is the one to the hidden states,
+//! `∂/∂h Σₜ wₜ·nllₜ = (softmax(h Wₕ) − onehot(target)) · w · Wₕᵀ`,
+//! which this module computes directly, a few hundred tokens at a time, in
+//! the same pass as the loss. Training backpropagates it into the adapter
+//! through the surrogate `Σ h ⊙ stopgrad(∂/∂h)` (see [`surrogate`]), whose
+//! gradient with respect to `h` is exactly that tensor.
+
+use burn::prelude::*;
+use burn::tensor::IndexingUpdateOp;
+use burn::tensor::backend::AutodiffBackend;
+
+/// Logits per chunk: rows × vocab stays near this many elements (32 MB f32).
+const CHUNK_ELEMENTS: usize = 8 << 20;
+
+/// Per-token losses and, when weights were given, the gradient of the
+/// weighted loss sum with respect to the hidden states.
+pub struct HeadLoss<B: Backend> {
+    /// `[tokens]`, negative log-likelihood of each target in nats.
+    pub nll: Tensor<B, 1>,
+    /// `[tokens, d]`, `∂(Σₜ wₜ·nllₜ)/∂hidden`.
+    pub grad: Option<Tensor<B, 2>>,
+}
+
+/// Negative log-likelihood of `targets` under `softmax(hidden · head)`, and
+/// optionally its weighted gradient with respect to `hidden`.
+///
+/// # Shapes
+/// - `hidden`: `[tokens, d]`
+/// - `head`: `[d, vocab]`, `head_t`: the same weights as `[vocab, d]`
+///   (contiguous, so that neither product copies a transposed view)
+/// - `targets`: `[tokens]`, `weights`: `[tokens]`
+pub fn head_loss<B: Backend>(
+    hidden: Tensor<B, 2>,
+    head: &Tensor<B, 2>,
+    head_t: &Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    weights: Option<Tensor<B, 1>>,
+) -> HeadLoss<B> {
+    let vocab = head.dims()[1];
+    head_loss_chunked(hidden, head, head_t, targets, weights, (CHUNK_ELEMENTS / vocab.max(1)).max(1))
+}
+
+/// [`head_loss`] with an explicit chunk of `rows` tokens (for tests).
+pub fn head_loss_chunked<B: Backend>(
+    hidden: Tensor<B, 2>,
+    head: &Tensor<B, 2>,
+    head_t: &Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    weights: Option<Tensor<B, 1>>,
+    rows: usize,
+) -> HeadLoss<B> {
+    let [n, d] = hidden.dims();
+    let rows = rows.clamp(1, n.max(1));
+    let mut nlls = Vec::new();
+    let mut grads = Vec::new();
+    for start in (0..n).step_by(rows) {
+        let end = (start + rows).min(n);
+        let c = end - start;
+        let h = hidden.clone().slice([start..end, 0..d]);
+        let t = targets.clone().slice([start..end]).reshape([c, 1]);
+        let logits = h.matmul(head.clone());
+        let max = logits.clone().max_dim(1);
+        let z = logits.sub(max);
+        let z_target = z.clone().gather(1, t.clone());
+        let e = z.exp();
+        let sum = e.clone().sum_dim(1);
+        nlls.push(sum.clone().log().sub(z_target).reshape([c]));
+        if let Some(w) = &weights {
+            let w = w.clone().slice([start..end]).reshape([c, 1]);
+            // (softmax − onehot) · w, without a one-hot tensor.
+            let g = e.mul(w.clone().div(sum)).scatter(1, t, w.neg(), IndexingUpdateOp::Add);
+            grads.push(g.matmul(head_t.clone()));
+        }
+    }
+    if nlls.is_empty() {
+        let device = hidden.device();
+        return HeadLoss {
+            nll: Tensor::zeros([0], &device),
+            grad: weights.map(|_| Tensor::zeros([0, d], &device)),
+        };
+    }
+    HeadLoss { nll: Tensor::cat(nlls, 0), grad: weights.map(|_| Tensor::cat(grads, 0)) }
+}
+
+/// The scalar whose gradient with respect to `hidden` is `grad`:
+/// `Σ hidden ⊙ grad`, with `grad` a constant. Its value means nothing; its
+/// `backward()` sends `grad` into everything `hidden` depends on.
+///
+/// # Shapes
+/// - `hidden`: `[tokens, d]` (tracked), `grad`: `[tokens, d]` (inner backend)
+pub fn surrogate<B: AutodiffBackend>(hidden: Tensor<B, 2>, grad: Tensor<B::InnerBackend, 2>) -> Tensor<B, 1> {
+    hidden.mul(Tensor::from_inner(grad)).sum()
+}
