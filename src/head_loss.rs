@@ -16,7 +16,7 @@ use burn::tensor::IndexingUpdateOp;
 use burn::tensor::backend::AutodiffBackend;
 
 /// Logits per chunk: rows × vocab stays near this many elements (32 MB f32).
-const CHUNK_ELEMENTS: usize = 8 << 20;
+const CHUNK_ELEMENTS: usize = 32 << 20;
 
 /// Per-token losses and, when weights were given, the gradient of the
 /// weighted loss sum with respect to the hidden states.

@@ -5,19 +5,19 @@
 //! matrix products then run single-threaded (`MATMUL_NUM_THREADS=1`, set by
 //! the CLI; see [`single_threaded_matmul`]).
 
-/// `f` over `items`, `workers` threads each taking a contiguous share;
-/// results in input order (so any reduction over them is deterministic).
+/// `f` over `items`, `workers` tasks each taking a contiguous share, on
+/// rayon's pool (persistent threads: fresh threads per step would each start
+/// an empty allocator heap and page-fault their activations in again);
+/// results in input order, so any reduction over them is deterministic.
 pub fn par_map<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use rayon::prelude::*;
     let workers = workers.clamp(1, items.len().max(1));
     if workers == 1 {
         return items.iter().map(f).collect();
     }
     let per = items.len().div_ceil(workers);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items.chunks(per).map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-    })
+    let parts: Vec<Vec<R>> = items.par_chunks(per).map(|chunk| chunk.iter().map(&f).collect()).collect();
+    parts.into_iter().flatten().collect()
 }
 
 /// Make matrixmultiply (burn-ndarray's matmul) use one thread per call, as

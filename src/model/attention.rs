@@ -1,8 +1,7 @@
 //! Grouped-query self-attention with rotary embeddings, causal and padding masks.
 
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::activation::softmax;
 
 use super::rope::Rope;
 use crate::hook::LinearHook;
@@ -25,9 +24,10 @@ pub struct Attention<B: Backend> {
     pub head_dim: usize,
 }
 
-/// Builds the boolean attention mask for one batch (true = masked), in the
-/// grouped layout [`Attention::forward`] consumes. Built once per forward and
-/// shared by every layer.
+/// Builds the additive attention bias for one batch (0 = visible, a huge
+/// negative number = masked), in the grouped layout [`Attention::forward`]
+/// consumes. Built once per forward and shared by every layer and every
+/// key/value head (it broadcasts over them).
 ///
 /// Key `j` is masked for query `i` when `j > i` (causal) or token `j` is
 /// padding. Padding is expected on the right, so real tokens never see it
@@ -35,33 +35,36 @@ pub struct Attention<B: Backend> {
 ///
 /// # Shapes
 /// - `padding`: `[batch, seq]`, true for real tokens
-/// - returns `[batch, kv_heads, groups * seq, seq]`
-pub fn attention_mask<B: Backend>(padding: Tensor<B, 2, Bool>, num_heads: usize, num_kv_heads: usize) -> Tensor<B, 4, Bool> {
+/// - returns `[batch, 1, groups * seq, seq]`
+pub fn attention_bias<B: Backend>(padding: Tensor<B, 2, Bool>, num_heads: usize, num_kv_heads: usize) -> Tensor<B, 4> {
     let [batch, seq] = padding.dims();
     let device = padding.device();
     let groups = num_heads / num_kv_heads;
+    // burn's `tril_mask` is true outside the lower triangle: key j > query i.
     let causal = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &device)
         .unsqueeze::<3>()
         .expand([batch, seq, seq]);
     let pad = padding.bool_not().reshape([batch, 1, seq]).expand([batch, seq, seq]);
-    causal
+    let masked = causal
         .bool_or(pad)
-        .reshape([batch, 1, 1, seq, seq])
-        .expand([batch, num_kv_heads, groups, seq, seq])
-        .reshape([batch, num_kv_heads, groups * seq, seq])
+        .reshape([batch, 1, seq, seq])
+        .expand([batch, groups, seq, seq])
+        .reshape([batch, 1, groups * seq, seq]);
+    // Finite, so a row could never turn into NaN; exp() of it is exactly 0.
+    Tensor::<B, 4>::zeros([batch, 1, groups * seq, seq], &device).mask_fill(masked, -1e30)
 }
 
 impl<B: Backend> Attention<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, d]`
-    /// - `mask`: `[batch, kv_heads, groups * seq, seq]` from [`attention_mask`]
+    /// - `bias`: `[batch, 1, groups * seq, seq]` from [`attention_bias`]
     /// - returns `[batch, seq, d]`
     pub fn forward<H: LinearHook<B>>(
         &self,
         layer: usize,
         x: Tensor<B, 3>,
         rope: &Rope<B>,
-        mask: &Tensor<B, 4, Bool>,
+        bias: &Tensor<B, 4>,
         hook: &H,
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
@@ -72,14 +75,19 @@ impl<B: Backend> Attention<B> {
         let k = hook.linear(layer, Target::K, x.clone(), &self.wk);
         let v = hook.linear(layer, Target::V, x, &self.wv);
 
-        let q = rope.forward(q.reshape([batch, seq, h, hd]).swap_dims(1, 2));
+        // The 1/√head_dim scale goes on q, a quarter of the scores' size here.
+        let q = rope.forward(q.reshape([batch, seq, h, hd]).swap_dims(1, 2)).mul_scalar(1.0 / (hd as f64).sqrt());
         let k = rope.forward(k.reshape([batch, seq, kvh, hd]).swap_dims(1, 2));
         let v = v.reshape([batch, seq, kvh, hd]).swap_dims(1, 2);
 
         // Query head `g*kv + j` uses key/value head `kv` (HF's repeat_kv): fold the
         // group into the query-sequence axis instead of copying K and V.
         let q = q.reshape([batch, kvh, groups * seq, hd]);
-        let ctx = attention(q, k, v, Some(mask.clone()), None, AttentionModuleOptions::default());
+        // softmax(q kᵀ + bias) v, composed from plain ops: burn's `softmax`
+        // detaches its max shift, so autodiff differentiates neither a max nor
+        // a mask fill (burn's attention fallback does both).
+        let scores = q.matmul(k.swap_dims(2, 3)).add(bias.clone());
+        let ctx = softmax(scores, 3).matmul(v);
         let ctx = ctx.reshape([batch, h, seq, hd]).swap_dims(1, 2).reshape([batch, seq, h * hd]);
         hook.linear(layer, Target::O, ctx, &self.wo)
     }

@@ -19,17 +19,17 @@ pub struct Block<B: Backend> {
 impl<B: Backend> Block<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, d]`
-    /// - `mask`: `[batch, kv_heads, groups * seq, seq]`
+    /// - `bias`: `[batch, 1, groups * seq, seq]`
     /// - returns `[batch, seq, d]`
     pub fn forward<H: LinearHook<B>>(
         &self,
         layer: usize,
         x: Tensor<B, 3>,
         rope: &Rope<B>,
-        mask: &Tensor<B, 4, Bool>,
+        bias: &Tensor<B, 4>,
         hook: &H,
     ) -> Tensor<B, 3> {
-        let h = x.clone().add(self.attn.forward(layer, self.input_norm.forward(x), rope, mask, hook));
+        let h = x.clone().add(self.attn.forward(layer, self.input_norm.forward(x), rope, bias, hook));
         h.clone().add(self.mlp.forward(layer, self.post_attn_norm.forward(h), hook))
     }
 }

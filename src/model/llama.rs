@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr_free::normal;
 
-use super::attention::{Attention, attention_mask};
+use super::attention::{Attention, attention_bias};
 use super::block::Block;
 use super::error::ModelError;
 use super::mlp::Mlp;
@@ -242,9 +242,9 @@ impl<B: Backend> Llama<B> {
         let [batch, seq] = tokens.dims();
         let d = self.config.hidden_size;
         let mut x = self.embed.clone().select(0, tokens.reshape([batch * seq])).reshape([batch, seq, d]);
-        let mask = attention_mask(padding, self.config.num_heads, self.config.num_kv_heads);
+        let bias = attention_bias(padding, self.config.num_heads, self.config.num_kv_heads);
         for (l, block) in self.layers.iter().enumerate() {
-            x = block.forward(l, x, &self.rope, &mask, hook);
+            x = block.forward(l, x, &self.rope, &bias, hook);
         }
         self.norm.forward(x)
     }
