@@ -67,9 +67,11 @@ pub fn evaluate<B: Backend, M: CausalLm<B> + Sync, H: LinearHook<B> + Sync>(
     workers: usize,
     device: &B::Device,
 ) -> (f64, f64) {
-    let refs: Vec<&Example> = examples.iter().collect();
-    // Micro-batches, one per worker per batch: per-token losses do not depend
-    // on how right-padded sequences are grouped.
+    // Sorted by length, in micro-batches of a batch / workers: per-token
+    // losses do not depend on how right-padded sequences are grouped, and
+    // similar lengths waste little on padding.
+    let mut refs: Vec<&Example> = examples.iter().collect();
+    refs.sort_by_key(|e| e.tokens.len());
     let micro = batch.max(1).div_ceil(workers.max(1));
     let chunks: Vec<&[&Example]> = refs.chunks(micro).collect();
     let sums = crate::parallel::par_map(&chunks, workers, |chunk| {

@@ -74,11 +74,12 @@ pub struct StepGradients<B: Backend> {
 /// The mean's gradient is the sum of the micro-batches' gradients when every
 /// micro-batch weighs its tokens by the whole batch's count, so the result
 /// is the full batch's up to float summation order, and the same on every
-/// run with the same `workers`. Each micro-batch is padded only to its own
-/// longest example. On a CPU this runs every elementwise op of the forward
-/// and backward pass (single-threaded in burn-ndarray) on all cores; each
-/// thread differentiates its own copy of the adapter's tensors, so the
-/// autodiff graphs (and their locks) are disjoint.
+/// run with the same `workers`. Examples are sorted by length before the
+/// split, so each micro-batch is padded only to its own longest example. On
+/// a CPU this runs every elementwise op of the forward and backward pass
+/// (single-threaded in burn-ndarray) on all cores; each thread
+/// differentiates its own copy of the adapter's tensors, so the autodiff
+/// graphs (and their locks) are disjoint.
 ///
 /// Returns `None` when no position of the batch is selected.
 pub fn step_gradients<B, M>(
@@ -94,8 +95,12 @@ where
     B: AutodiffBackend,
     M: CausalLm<B> + Sync,
 {
-    let per = examples.len().div_ceil(workers.max(1)).max(1);
-    let batches: Vec<Batch<B>> = examples.chunks(per).map(|c| make_batch::<B>(c, max_len, device)).collect();
+    // Micro-batches of similar lengths: each is padded only to its own
+    // longest example, and the batch's gradient does not depend on the split.
+    let mut sorted: Vec<&Example> = examples.to_vec();
+    sorted.sort_by_key(|e| e.tokens.len());
+    let per = sorted.len().div_ceil(workers.max(1)).max(1);
+    let batches: Vec<Batch<B>> = sorted.chunks(per).map(|c| make_batch::<B>(c, max_len, device)).collect();
     let selected = |b: &Batch<B>| match loss_on {
         LossOn::All => b.n_all,
         LossOn::Completion => b.n_completion,
