@@ -86,16 +86,25 @@ impl BackendKind {
 }
 
 /// Micro-batches a training step computes on parallel threads: one per core
-/// (at most 8) on the CPU backend, whose elementwise ops run on a single
-/// thread, and one on GPU backends. `PEFTC_WORKERS=<n>` overrides.
+/// (at most 8) on the CPU — the ndarray backend, or tch with
+/// `PEFTC_TCH_DEVICE=cpu` — and one on GPUs. Each CPU worker's kernels then
+/// run single-threaded (see [`crate::parallel::one_thread_per_worker`]).
+/// `PEFTC_WORKERS=<n>` overrides.
 pub fn training_workers(backend: &str) -> usize {
     if let Some(n) = std::env::var("PEFTC_WORKERS").ok().and_then(|v| v.parse::<usize>().ok()) {
         return n.max(1);
     }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
     match backend {
-        "ndarray" => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8),
+        "ndarray" => cores,
+        "tch" | "libtorch" if tch_on_cpu() => cores,
         _ => 1,
     }
+}
+
+/// `PEFTC_TCH_DEVICE=cpu`: libtorch runs on the CPU instead of `cuda:0`.
+pub fn tch_on_cpu() -> bool {
+    std::env::var("PEFTC_TCH_DEVICE").is_ok_and(|v| v == "cpu")
 }
 
 /// Work to run on a concrete backend (a generic function, since closures
@@ -134,7 +143,7 @@ pub fn dispatch<T: BackendTask>(kind: BackendKind, task: T) -> Result<T::Output,
 /// libtorch runs on `cuda:0` unless `PEFTC_TCH_DEVICE=cpu`.
 #[cfg(feature = "tch")]
 fn tch_cuda() -> bool {
-    std::env::var("PEFTC_TCH_DEVICE").map(|v| v != "cpu").unwrap_or(true)
+    !tch_on_cpu()
 }
 
 #[cfg(test)]

@@ -138,10 +138,8 @@ impl BackendTask for BenchTask<'_> {
         let p: f64 = CausalLm::num_params(&model) as f64 + if c.tie_word_embeddings { 0.0 } else { (c.vocab_size * c.hidden_size) as f64 };
         let p_matmul = p; // targets + output head (the embedding lookup is no matmul; its size stands for the head)
         let flops_per_token = 4.0 * p_matmul + 12.0 * (c.num_layers * a.seq * c.hidden_size) as f64;
-        let peak = a.peak_tflops.unwrap_or(match backend {
-            "ndarray" => cpu_peak_tflops(),
-            _ => 67.0,
-        });
+        let on_cpu = backend == "ndarray" || device_name.to_lowercase().starts_with("cpu");
+        let peak = a.peak_tflops.unwrap_or(if on_cpu { cpu_peak_tflops() } else { 67.0 });
         let achieved = tps * flops_per_token / 1e12;
         println!("backend      {backend} ({device_name}), f32");
         println!("scheme       {} ({} trainable parameters)", program.scheme, adapter.num_trainable());

@@ -119,7 +119,7 @@ fn main() -> ExitCode {
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
     // SAFETY: still single-threaded.
-    unsafe { peftc::parallel::single_threaded_matmul() };
+    unsafe { peftc::parallel::one_thread_per_worker() };
     let cli = Cli::parse();
     let code: u8 = match cli.cmd {
         Cmd::Check { paths } => peftc::lang::cli::cmd_check(&paths) as u8,
