@@ -284,9 +284,10 @@ fn train_one<B: AutodiffBackend>(
             }
         }
     }
+    let workers = crate::backend::training_workers(backend);
     let base = *base.get_or_insert_with(|| {
         let t0 = std::time::Instant::now();
-        let (all, completion) = evaluate(eval_model, &NoAdapter, test, cfg.batch.max(1), e.data.max_len, crate::backend::training_workers(backend), device);
+        let (all, completion) = evaluate(eval_model, &NoAdapter, test, cfg.batch.max(1), e.data.max_len, workers, device);
         eprintln!("experiment {}: base model test loss {all:.4} bits (completion {completion:.4}) in {:.1}s", e.name, t0.elapsed().as_secs_f64());
         (all, completion)
     });
@@ -329,7 +330,7 @@ fn train_one<B: AutodiffBackend>(
         progress: !args.quiet,
         label: format!("{}/{}", e.name, run.name),
         eval_batch: Some(cfg.batch),
-        workers: crate::backend::training_workers(backend),
+        workers,
         ..Default::default()
     };
     fit(model, eval_model, &mut adapter, train, test, &cfg, dir, &mut m, &opts, device)?;

@@ -45,6 +45,16 @@ pub struct Batch<B: Backend> {
     pub n_completion: u64,
 }
 
+impl<B: Backend> Batch<B> {
+    /// The loss mask `loss_on` selects and its count of positions.
+    pub fn selected(&self, loss_on: LossOn) -> (&Tensor<B, 2>, u64) {
+        match loss_on {
+            LossOn::All => (&self.mask_all, self.n_all),
+            LossOn::Completion => (&self.mask_completion, self.n_completion),
+        }
+    }
+}
+
 /// Deterministic permutation of `0..n` for `(seed, epoch)` (Fisher–Yates).
 pub fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     use rand::Rng;

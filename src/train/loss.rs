@@ -101,20 +101,13 @@ where
     sorted.sort_by_key(|e| e.tokens.len());
     let per = sorted.len().div_ceil(workers.max(1)).max(1);
     let batches: Vec<Batch<B>> = sorted.chunks(per).map(|c| make_batch::<B>(c, max_len, device)).collect();
-    let selected = |b: &Batch<B>| match loss_on {
-        LossOn::All => b.n_all,
-        LossOn::Completion => b.n_completion,
-    };
-    let n: u64 = batches.iter().map(selected).sum();
+    let n: u64 = batches.iter().map(|b| b.selected(loss_on).1).sum();
     if n == 0 {
         return None;
     }
     let tokens = batches.iter().map(|b| b.tokens).sum();
     let one = |adapter: &Adapter<B>, b: &Batch<B>| {
-        let mask = match loss_on {
-            LossOn::All => &b.mask_all,
-            LossOn::Completion => &b.mask_completion,
-        };
+        let (mask, _) = b.selected(loss_on);
         let (nats, loss) = loss_and_surrogate(model, adapter, b, mask, n);
         let grads = loss.backward();
         let g: Vec<Tensor<B::InnerBackend, 1>> =
