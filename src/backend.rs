@@ -4,9 +4,9 @@
 //! `ndarray` (CPU, f32) is always built; `cuda` and `tch` (libtorch) only
 //! with their cargo features, and naming one that is not built is a clear
 //! error. Training runs on `Autodiff<backend>`; evaluation on the backend
-//! itself. Everything runs in f32 (adapters, activations and the loss); a
-//! spec's `precision: bf16` is recorded but computed in f32 (see
-//! [`BackendKind::precision`]).
+//! itself. Everything runs in f32 unless a spec asks for `precision: bf16`
+//! on a backend that computes it ([`computes_bf16`]): then the base model is
+//! bf16 and the adapters and loss stay f32 ([`crate::precision`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -79,10 +79,13 @@ impl BackendKind {
         if built { Ok(()) } else { Err(BackendError::NotBuilt { name: self.name(), feature }) }
     }
 
-    /// The precision actually computed in.
-    pub fn precision(self) -> &'static str {
-        "f32"
-    }
+}
+
+/// Does `backend` compute a `precision: bf16` run in bf16 (a bf16 base with
+/// f32 adapters and loss, [`crate::precision`])? The GPU backends do, and
+/// libtorch on the CPU too; burn-ndarray has no bf16 arithmetic.
+pub fn computes_bf16(backend: &str) -> bool {
+    matches!(backend, "cuda" | "tch" | "libtorch")
 }
 
 /// Micro-batches a training step computes on parallel threads: one per core

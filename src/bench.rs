@@ -12,7 +12,8 @@
 //! and their use cost `4·s·d` per layer forward and twice that backward
 //! (no causal halving). Adapter FLOPs are left out (< 1 % for LoRA r 8).
 //! Peak: `--peak-tflops`, or for the CPU `cores × clock × 32` f32 FLOP/cycle
-//! (two 8-wide FMA units, AVX2), for CUDA 67 TFLOP/s (H100 SXM f32).
+//! (two 8-wide FMA units, AVX2), for CUDA 67 TFLOP/s (H100 SXM f32) or, with
+//! `--precision bf16`, 989 TFLOP/s (H100 SXM dense bf16).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -60,6 +61,10 @@ pub struct BenchArgs {
     /// Also time evaluation (forward only, no autodiff).
     #[arg(long)]
     pub eval: bool,
+    /// `f32`, or `bf16`: a bf16 base model with f32 adapters and loss (GPU
+    /// backends and tch; see `crate::precision`).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
 }
 
 fn pick_instance(program: &ir::Program, name: Option<&str>) -> Result<ir::SchemeInstance> {
@@ -96,8 +101,17 @@ impl BackendTask for BenchTask<'_> {
         let a = self.args;
         let loaded = load_or_random(&a.model)?;
         let c = loaded.config.clone();
-        let model: Llama<B> = Llama::from_loaded(&loaded, &device)?;
+        let bf16 = match a.precision.as_str() {
+            "f32" => false,
+            "bf16" if crate::backend::computes_bf16(backend) => true,
+            "bf16" => return Err(anyhow!("backend {backend} has no bf16 arithmetic; use --backend cuda or tch")),
+            other => return Err(anyhow!("unknown precision `{other}` (f32 or bf16)")),
+        };
+        let mut model: Llama<B> = Llama::from_loaded(&loaded, &device)?;
         drop(loaded);
+        if bf16 {
+            model = model.with_dtype(burn::tensor::FloatDType::BF16);
+        }
         // Instantiate the scheme on this model's shapes (all seven targets, every layer).
         let mut inst = self.instance;
         let shapes_match = inst.targets.iter().all(|t| {
@@ -139,9 +153,13 @@ impl BackendTask for BenchTask<'_> {
         let p_matmul = p; // targets + output head (the embedding lookup is no matmul; its size stands for the head)
         let flops_per_token = 4.0 * p_matmul + 12.0 * (c.num_layers * a.seq * c.hidden_size) as f64;
         let on_cpu = backend == "ndarray" || device_name.to_lowercase().starts_with("cpu");
-        let peak = a.peak_tflops.unwrap_or(if on_cpu { cpu_peak_tflops() } else { 67.0 });
+        let peak = a.peak_tflops.unwrap_or(match (on_cpu, bf16) {
+            (true, _) => cpu_peak_tflops(),
+            (false, false) => 67.0,
+            (false, true) => 989.0,
+        });
         let achieved = tps * flops_per_token / 1e12;
-        println!("backend      {backend} ({device_name}), f32");
+        println!("backend      {backend} ({device_name}), {}", if bf16 { "bf16 base, f32 adapters and loss" } else { "f32" });
         println!("scheme       {} ({} trainable parameters)", program.scheme, adapter.num_trainable());
         println!("batch        {} × {} = {} real tokens per step", a.batch, a.seq, a.batch * a.seq);
         println!("step time    {:.3} s (mean of {})", secs / a.steps as f64, a.steps);

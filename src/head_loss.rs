@@ -15,6 +15,8 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::backend::AutodiffBackend;
 
+use crate::precision;
+
 /// Logits per chunk: rows × vocab stays near this many elements (32 MB f32).
 const CHUNK_ELEMENTS: usize = 32 << 20;
 
@@ -56,6 +58,7 @@ pub fn head_loss_chunked<B: Backend>(
     rows: usize,
 ) -> HeadLoss<B> {
     let [n, d] = hidden.dims();
+    let low = precision::dtype_of(head);
     let rows = rows.clamp(1, n.max(1));
     let mut nlls = Vec::new();
     let mut grads = Vec::new();
@@ -64,7 +67,9 @@ pub fn head_loss_chunked<B: Backend>(
         let c = end - start;
         let h = hidden.clone().slice([start..end, 0..d]);
         let t = targets.clone().slice([start..end]).reshape([c, 1]);
-        let logits = h.matmul(head.clone());
+        // The product in the head's dtype (bf16 under mixed precision), the
+        // softmax and the loss in full precision.
+        let logits = precision::to_full(precision::cast(h, low).matmul(head.clone()));
         let max = logits.clone().max_dim(1);
         let z = logits.sub(max);
         let z_target = z.clone().gather(1, t.clone());
@@ -75,7 +80,7 @@ pub fn head_loss_chunked<B: Backend>(
             let w = w.clone().slice([start..end]).reshape([c, 1]);
             // (softmax − onehot) · w, without a one-hot tensor.
             let g = e.mul(w.clone().div(sum)).scatter(1, t, w.neg(), IndexingUpdateOp::Add);
-            grads.push(g.matmul(head_t.clone()));
+            grads.push(precision::to_full(precision::cast(g, low).matmul(head_t.clone())));
         }
     }
     if nlls.is_empty() {
@@ -95,5 +100,5 @@ pub fn head_loss_chunked<B: Backend>(
 /// # Shapes
 /// - `hidden`: `[tokens, d]` (tracked), `grad`: `[tokens, d]` (inner backend)
 pub fn surrogate<B: AutodiffBackend>(hidden: Tensor<B, 2>, grad: Tensor<B::InnerBackend, 2>) -> Tensor<B, 1> {
-    hidden.mul(Tensor::from_inner(grad)).sum()
+    precision::to_full(hidden).mul(Tensor::from_inner(grad)).sum()
 }

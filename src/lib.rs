@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod model_source;
 pub mod parallel;
+pub mod precision;
 pub mod report;
 pub mod run;
 pub mod target;

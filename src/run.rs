@@ -113,6 +113,14 @@ struct RunIdentity<'a> {
     model_hash: &'a str,
     dataset_hash: &'a str,
     backend: &'a str,
+    /// Only a bf16 run names its precision, so f32 runs keep the ids they
+    /// had before mixed precision existed.
+    #[serde(skip_serializing_if = "is_f32")]
+    precision: &'a str,
+}
+
+fn is_f32(p: &&str) -> bool {
+    *p == "f32"
 }
 
 /// GSM8K split as examples, tokenized like the reference (prompt then
@@ -252,6 +260,13 @@ fn train_one<B: AutodiffBackend>(
     device_name: &str,
 ) -> Result<RunMetrics> {
     let inst = &run.instance;
+    // bf16 where the backend computes it (see `crate::precision`), else f32.
+    let bf16 = run.train.precision == ir::Precision::Bf16;
+    if bf16 && !crate::backend::computes_bf16(backend) {
+        eprintln!("warning: run {}: precision bf16 needs a GPU backend (cuda or tch); computing in f32 (recorded as f32)", run.name);
+    }
+    let bf16 = bf16 && crate::backend::computes_bf16(backend);
+    let precision = if bf16 { "bf16" } else { "f32" };
     let steps_per_epoch = train.len().div_ceil(run.train.batch.max(1));
     let cfg = train_config(run, &e.data, steps_per_epoch);
     let version = env!("CARGO_PKG_VERSION");
@@ -269,6 +284,7 @@ fn train_one<B: AutodiffBackend>(
         model_hash,
         dataset_hash,
         backend,
+        precision,
     };
     let identity_json = serde_json::to_string(&identity)?;
     let run_id = sha256_hex(identity_json.as_bytes())[..16].to_string();
@@ -291,6 +307,17 @@ fn train_one<B: AutodiffBackend>(
         eprintln!("experiment {}: base model test loss {all:.4} bits (completion {completion:.4}) in {:.1}s", e.name, t0.elapsed().as_secs_f64());
         (all, completion)
     });
+    // A bf16 run trains and evaluates a bf16 copy of the base model (the
+    // base loss above stays the f32 model's).
+    let low: Option<(Llama<B>, Llama<B::InnerBackend>)> = bf16.then(|| {
+        let m = model.clone().with_dtype(burn::tensor::FloatDType::BF16);
+        let v = m.valid();
+        (m, v)
+    });
+    let (model, eval_model) = match &low {
+        Some((m, v)) => (m, v),
+        None => (model, eval_model),
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     write_atomic(&dir.join("scheme.peft"), inst.source.as_bytes())?;
     write_atomic(&dir.join("run.json"), serde_json::to_string_pretty(run)?.as_bytes())?;
@@ -309,10 +336,7 @@ fn train_one<B: AutodiffBackend>(
     m.base = Some(BaseLoss { test_bits_all: base.0, test_bits_completion: base.1 });
     m.backend = backend.to_string();
     m.device = device_name.to_string();
-    if run.train.precision == ir::Precision::Bf16 {
-        eprintln!("warning: run {}: precision bf16 is not implemented; computing in f32 (recorded as f32)", run.name);
-    }
-    m.precision = "f32".to_string();
+    m.precision = precision.to_string();
     m.seed = cfg.seed;
     m.spec_hash = sha256_hex(identity_json.as_bytes());
     m.dataset_hash = dataset_hash.to_string();

@@ -114,6 +114,18 @@ experiment cli {{
     assert_eq!(out.matches("already complete").count(), 2, "{out}");
     assert_eq!(before, std::fs::read_to_string(lora_dir.join("metrics.json")).unwrap());
 
+    // `precision: bf16` on the CPU backend: computed (so identified) as f32,
+    // with a warning; the f32 results already there are that computation.
+    let spec_path = tmp.path().join("specs/cli.peft");
+    let f32_spec = std::fs::read_to_string(&spec_path).unwrap();
+    std::fs::write(&spec_path, f32_spec.replace("precision: f32", "precision: bf16")).unwrap();
+    let (ok, out) = peftc(&["run", "specs", "--quiet"], tmp.path());
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("precision bf16 needs a GPU backend (cuda or tch); computing in f32").count(), 2, "{out}");
+    assert_eq!(out.matches("already complete").count(), 2, "{out}");
+    assert_eq!(metrics(&lora_dir).precision, "f32");
+    std::fs::write(&spec_path, f32_spec).unwrap();
+
     // Merge, and export both adapters in HF PEFT's layout.
     let (ok, out) = peftc(&["merge", "runs/cli/peft_lora", "-o", "merged"], tmp.path());
     assert!(ok, "{out}");

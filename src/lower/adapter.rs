@@ -11,6 +11,7 @@ use super::named::Named;
 use super::program::{BinOp, Expr, Init, Output, Program, TOK, Tying};
 use super::{LowerError, init};
 use crate::hook::LinearHook;
+use crate::precision;
 use crate::target::Target;
 
 /// One adapted linear: a layer and a target, with its `(in, out)`.
@@ -151,7 +152,8 @@ impl<B: Backend> Env<'_, B> {
     fn eval(&mut self, e: &Expr) -> Result<Named<B>, LowerError> {
         Ok(match e {
             Expr::X => self.x.clone().ok_or(LowerError::XInConstant { context: "this value".into() })?,
-            Expr::W => Named::from_2d(self.w.clone(), "in", "out"),
+            // Adapter arithmetic runs in full precision even on a bf16 base.
+            Expr::W => Named::from_2d(precision::to_full(self.w.clone()), "in", "out"),
             Expr::Num(v) => Named::scalar(*v, &self.device),
             Expr::Tensor(n) => {
                 let i = self.compiled.program.tensors.iter().position(|d| &d.name == n);
@@ -467,11 +469,15 @@ impl<B: Backend> Adapter<B> {
         let Some(sd) = self.sites.get(&(layer, target)) else {
             return Ok(x2.matmul(w.clone()).reshape([batch, seq, w.dims()[1]]));
         };
+        // Under mixed precision the base product stays in the base's dtype
+        // and everything else (the adapter's tensors, the formula, the sum)
+        // runs in full precision; the output goes back to the base's dtype.
+        let low = precision::dtype_of(&x2);
         let c = &self.compiled;
         let tensor_fn = |i: usize| self.tensor_at(sd, i);
         let mut env = Env {
             compiled: c,
-            x: Some(Named::from_2d(x2.clone(), TOK, "in")),
+            x: Some(Named::from_2d(precision::to_full(x2.clone()), TOK, "in")),
             w,
             tensor: &tensor_fn,
             folds: sd.folds.iter().cloned().map(Some).collect(),
@@ -480,12 +486,12 @@ impl<B: Backend> Adapter<B> {
         };
         let v = env.eval(&c.output)?;
         let out = if c.is_delta {
-            let base = Named::from_2d(x2.matmul(w.clone()), TOK, "out");
+            let base = Named::from_2d(precision::to_full(x2.matmul(w.clone())), TOK, "out");
             base.zip(v, |a, b| a + b)?
         } else {
             v
         };
-        let y = out.to_2d(TOK, "out")?;
+        let y = precision::cast(out.to_2d(TOK, "out")?, low);
         let [_, d_out] = y.dims();
         Ok(y.reshape([batch, seq, d_out]))
     }

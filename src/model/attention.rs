@@ -5,6 +5,7 @@ use burn::tensor::activation::softmax;
 
 use super::rope::Rope;
 use crate::hook::LinearHook;
+use crate::precision;
 use crate::target::Target;
 
 /// The frozen projections of one attention layer, stored `[in, out]` so that
@@ -55,6 +56,12 @@ pub fn attention_bias<B: Backend>(padding: Tensor<B, 2, Bool>, num_heads: usize,
 }
 
 impl<B: Backend> Attention<B> {
+    /// The same projections stored in `dtype`.
+    pub fn with_dtype(self, dtype: burn::tensor::FloatDType) -> Self {
+        let c = |t| precision::cast(t, dtype);
+        Self { wq: c(self.wq), wk: c(self.wk), wv: c(self.wv), wo: c(self.wo), ..self }
+    }
+
     /// # Shapes
     /// - `x`: `[batch, seq, d]`
     /// - `bias`: `[batch, 1, groups * seq, seq]` from [`attention_bias`]
@@ -86,8 +93,11 @@ impl<B: Backend> Attention<B> {
         // softmax(q kᵀ + bias) v, composed from plain ops: burn's `softmax`
         // detaches its max shift, so autodiff differentiates neither a max nor
         // a mask fill (burn's attention fallback does both).
-        let scores = q.matmul(k.swap_dims(2, 3)).add(bias.clone());
-        let ctx = softmax(scores, 3).matmul(v);
+        // In bf16 the scores are cast up for the mask and softmax (f32 `bias`),
+        // and the probabilities back down for the product with v.
+        let dtype = precision::dtype_of(&v);
+        let scores = precision::to_full(q.matmul(k.swap_dims(2, 3))).add(bias.clone());
+        let ctx = precision::cast(softmax(scores, 3), dtype).matmul(v);
         let ctx = ctx.reshape([batch, h, seq, hd]).swap_dims(1, 2).reshape([batch, seq, h * hd]);
         hook.linear(layer, Target::O, ctx, &self.wo)
     }

@@ -17,6 +17,16 @@ pub struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
+    /// The same layer with its weights stored in `dtype`.
+    pub fn with_dtype(self, dtype: burn::tensor::FloatDType) -> Self {
+        Self {
+            input_norm: self.input_norm.with_dtype(dtype),
+            attn: self.attn.with_dtype(dtype),
+            post_attn_norm: self.post_attn_norm.with_dtype(dtype),
+            mlp: self.mlp.with_dtype(dtype),
+        }
+    }
+
     /// # Shapes
     /// - `x`: `[batch, seq, d]`
     /// - `bias`: `[batch, 1, groups * seq, seq]`

@@ -18,6 +18,7 @@ use super::mlp::Mlp;
 use super::rms_norm::RmsNorm;
 use super::rope::Rope;
 use crate::hook::LinearHook;
+use crate::precision;
 use crate::target::Target;
 use crate::weights::{LoadedModel, ModelConfig, TensorData, TensorStore};
 
@@ -201,6 +202,30 @@ impl<B: Backend> Llama<B> {
         let norm = RmsNorm::new(vec1("model.norm.weight")?, c.rms_norm_eps);
         let rope = Rope::new(c.head_dim, c.max_position_embeddings.min(MAX_ROPE_POSITIONS), c.rope_theta, device);
         Ok(Self { embed, lm_head, lm_head_t, layers, norm, rope, config: c.clone() })
+    }
+
+    /// The same model with every frozen weight (and the rotary tables) stored
+    /// in `dtype`, so that its activations and base matmuls run in it; see
+    /// [`crate::precision`] for what stays in full precision.
+    pub fn with_dtype(self, dtype: burn::tensor::FloatDType) -> Self {
+        let c = |t| precision::cast(t, dtype);
+        let embed = c(self.embed);
+        // Tied: the head's `[vocab, d]` layout is the embedding itself.
+        let lm_head_t = if self.config.tie_word_embeddings { embed.clone() } else { c(self.lm_head_t) };
+        Self {
+            embed,
+            lm_head: c(self.lm_head),
+            lm_head_t,
+            layers: self.layers.into_iter().map(|b| b.with_dtype(dtype)).collect(),
+            norm: self.norm.with_dtype(dtype),
+            rope: self.rope.with_dtype(dtype),
+            config: self.config,
+        }
+    }
+
+    /// The dtype the model's weights and activations are stored in.
+    pub fn dtype(&self) -> burn::tensor::FloatDType {
+        precision::dtype_of(&self.embed)
     }
 
     /// The output head as `([d, vocab], [vocab, d])`, both contiguous.

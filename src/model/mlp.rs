@@ -4,6 +4,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 
 use crate::hook::LinearHook;
+use crate::precision;
 use crate::target::Target;
 
 /// The frozen MLP projections of one layer, stored `[in, out]`.
@@ -18,6 +19,12 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
+    /// The same projections stored in `dtype`.
+    pub fn with_dtype(self, dtype: burn::tensor::FloatDType) -> Self {
+        let c = |t| precision::cast(t, dtype);
+        Self { w_gate: c(self.w_gate), w_up: c(self.w_up), w_down: c(self.w_down) }
+    }
+
     /// # Shapes
     /// - `x`: `[batch, seq, d]`
     /// - returns `[batch, seq, d]`

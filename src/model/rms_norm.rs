@@ -2,6 +2,8 @@
 
 use burn::prelude::*;
 
+use crate::precision;
+
 /// RMSNorm with a frozen gain vector (held as a constant tensor, no gradient).
 #[derive(Module, Debug)]
 pub struct RmsNorm<B: Backend> {
@@ -19,7 +21,16 @@ impl<B: Backend> RmsNorm<B> {
     /// - `x`: `[batch, seq, d]`
     /// - returns `[batch, seq, d]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        // In bf16 the mean square and the scaling run in full precision and
+        // the result is cast back before the gain (HF's LlamaRMSNorm).
+        let dtype = precision::dtype_of(&x);
+        let x = precision::to_full(x);
         let inv_rms = x.clone().square().mean_dim(2).add_scalar(self.eps).sqrt().recip();
-        x.mul(inv_rms).mul(self.weight.clone().unsqueeze::<3>())
+        precision::cast(x.mul(inv_rms), dtype).mul(self.weight.clone().unsqueeze::<3>())
+    }
+
+    /// The same norm with its gain in `dtype`.
+    pub fn with_dtype(self, dtype: burn::tensor::FloatDType) -> Self {
+        Self { weight: precision::cast(self.weight, dtype), eps: self.eps }
     }
 }

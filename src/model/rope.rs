@@ -9,6 +9,8 @@
 use burn::prelude::*;
 use burn::tensor::TensorData as BurnData;
 
+use crate::precision;
+
 /// Precomputed `cos` / signed `sin` tables for positions `0..max_len`.
 #[derive(Module, Debug)]
 pub struct Rope<B: Backend> {
@@ -48,6 +50,11 @@ impl<B: Backend> Rope<B> {
             head_dim,
             max_len,
         }
+    }
+
+    /// The same tables in `dtype` (computed in f32, then cast, as HF does).
+    pub fn with_dtype(self, dtype: burn::tensor::FloatDType) -> Self {
+        Self { cos: precision::cast(self.cos, dtype), sin_signed: precision::cast(self.sin_signed, dtype), ..self }
     }
 
     /// Rotates every head at positions `0..seq`:
