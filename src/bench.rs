@@ -125,7 +125,7 @@ impl BackendTask for BenchTask<'_> {
         let sites = from_lang::sites(&inst);
         inst.targets.clear();
         let mut adapter = Adapter::<B>::build(&program, &sites, &|l, t| model.base_weight(l, t), 0, &device)?;
-        let mut opt = Optimizer::<B::InnerBackend>::new(OptimizerConfig::pytorch(OptimizerKind::Adamw, 1e-4), adapter.params().len());
+        let mut opt = Optimizer::<B::InnerBackend>::new(OptimizerConfig::pytorch(OptimizerKind::AdamW, 1e-4), adapter.params().len());
         // Deterministic real tokens, no padding.
         let examples: Vec<Example> = (0..a.batch)
             .map(|b| Example { tokens: (0..a.seq + 1).map(|i| ((i * 7919 + b * 104729) % c.vocab_size) as u32).collect(), prompt_len: 1 })

@@ -25,7 +25,7 @@ use crate::lower::{Adapter, from_lang};
 use crate::metrics::{BaseLoss, RunMetrics, RunStatus};
 use crate::model::Llama;
 use crate::train::{
-    Example, LossOn, OptimizerConfig, OptimizerKind, Schedule, ScheduleKind, TrainConfig, TrainOptions, blank_metrics, evaluate,
+    Example, LossOn, Schedule, ScheduleKind, TrainConfig, TrainOptions, blank_metrics, evaluate,
     fit,
 };
 use crate::weights::LoadedModel;
@@ -55,11 +55,6 @@ pub struct RunArgs {
 /// The lowering's training settings from a checked run.
 pub fn train_config(run: &ir::Run, data: &ir::DataSpec, steps_per_epoch: usize) -> TrainConfig {
     let o = &run.train.optimizer;
-    let kind = match o.kind {
-        ir::OptimizerKind::AdamW => OptimizerKind::Adamw,
-        ir::OptimizerKind::Adam => OptimizerKind::Adam,
-        ir::OptimizerKind::Sgd => OptimizerKind::Sgd,
-    };
     let total = (steps_per_epoch * run.train.epochs) as f64;
     let warmup = match run.train.schedule.warmup {
         ir::Warmup::None => 0,
@@ -67,7 +62,7 @@ pub fn train_config(run: &ir::Run, data: &ir::DataSpec, steps_per_epoch: usize) 
         ir::Warmup::Ratio(r) => (r * total).round() as u64,
     };
     TrainConfig {
-        optimizer: OptimizerConfig { kind, lr: o.lr, betas: o.betas, eps: o.eps, weight_decay: o.weight_decay, momentum: o.momentum },
+        optimizer: o.clone(),
         schedule: Schedule {
             kind: match run.train.schedule.kind {
                 ir::ScheduleKind::Constant => ScheduleKind::Constant,

@@ -29,7 +29,7 @@ fn examples(n: usize, seed: u64) -> Vec<Example> {
 
 fn config() -> TrainConfig {
     TrainConfig {
-        optimizer: OptimizerConfig { weight_decay: 0.0, ..OptimizerConfig::pytorch(OptimizerKind::Adamw, 2e-2) },
+        optimizer: OptimizerConfig { weight_decay: 0.0, ..OptimizerConfig::pytorch(OptimizerKind::AdamW, 2e-2) },
         schedule: Schedule { kind: ScheduleKind::Cosine, warmup: 2 },
         grad_clip: Some(1.0),
         epochs: 3,

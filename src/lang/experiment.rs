@@ -221,7 +221,7 @@ fn data(e: &AstExpr, dir: &Path, d: &mut Vec<Diagnostic>) -> Option<DataSpec> {
 
 fn default_train() -> TrainSpec {
     TrainSpec {
-        optimizer: Optimizer { kind: OptimizerKind::AdamW, lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.01, momentum: 0.0 },
+        optimizer: Optimizer::pytorch(OptimizerKind::AdamW, 1e-3),
         schedule: Schedule { kind: ScheduleKind::Constant, warmup: Warmup::None },
         grad_clip: None,
         epochs: 1,
@@ -254,11 +254,7 @@ fn optimizer(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Optimizer> {
         err(d, ErrorKind::BadValue("optimizer arguments are named (lr: …)".into()), a.value.span, "positional");
         return None;
     }
-    let mut o = default_train().optimizer;
-    o.kind = kind;
-    if kind != OptimizerKind::AdamW {
-        o.weight_decay = 0.0;
-    }
+    let mut o = Optimizer::pytorch(kind, default_train().optimizer.lr);
     let mut ok = true;
     if let Some(v) = named(args, "lr") {
         match positive(v, "lr", false, d) {

@@ -119,10 +119,16 @@ pub struct TargetGroup {
     pub layers: std::ops::Range<usize>,
 }
 
+/// Serialized in lowercase, as the trainer's run ids and checkpoints always
+/// named it; the capitalised names of older `run.json` files still read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
+    #[serde(alias = "AdamW")]
     AdamW,
+    #[serde(alias = "Adam")]
     Adam,
+    #[serde(alias = "Sgd")]
     Sgd,
 }
 
@@ -139,6 +145,14 @@ pub struct Optimizer {
     pub weight_decay: f64,
     /// SGD momentum (ignored by adam/adamw).
     pub momentum: f64,
+}
+
+impl Optimizer {
+    /// PyTorch's defaults for `kind` at learning rate `lr`.
+    pub fn pytorch(kind: OptimizerKind, lr: f64) -> Self {
+        let weight_decay = if kind == OptimizerKind::AdamW { 0.01 } else { 0.0 };
+        Optimizer { kind, lr, betas: (0.9, 0.999), eps: 1e-8, weight_decay, momentum: 0.0 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,36 +20,11 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::st::F32Tensor;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    Adamw,
-    Adam,
-    Sgd,
-}
-
-/// Optimizer hyperparameters; see the module docs for the defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OptimizerConfig {
-    pub kind: OptimizerKind,
-    pub lr: f64,
-    pub betas: (f64, f64),
-    pub eps: f64,
-    pub weight_decay: f64,
-    pub momentum: f64,
-}
-
-impl OptimizerConfig {
-    /// PyTorch's defaults for `kind` at learning rate `lr`.
-    pub fn pytorch(kind: OptimizerKind, lr: f64) -> Self {
-        let weight_decay = if kind == OptimizerKind::Adamw { 0.01 } else { 0.0 };
-        OptimizerConfig { kind, lr, betas: (0.9, 0.999), eps: 1e-8, weight_decay, momentum: 0.0 }
-    }
-}
+/// The spec's optimizer settings are the trainer's: one type, in the IR.
+pub use crate::lang::ir::{Optimizer as OptimizerConfig, OptimizerKind};
 
 /// Optimizer state for a list of flat tensors.
 #[derive(Debug, Clone)]
@@ -74,8 +49,8 @@ impl<B: Backend> Optimizer<B> {
         let mut out = Vec::with_capacity(params.len());
         for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
             let np = match c.kind {
-                OptimizerKind::Adamw | OptimizerKind::Adam => {
-                    let (p, g) = if c.kind == OptimizerKind::Adamw {
+                OptimizerKind::AdamW | OptimizerKind::Adam => {
+                    let (p, g) = if c.kind == OptimizerKind::AdamW {
                         (if c.weight_decay != 0.0 { p.clone().sub(p.mul_scalar(lr * c.weight_decay)) } else { p }, g)
                     } else if c.weight_decay != 0.0 {
                         let g = g.add(p.clone().mul_scalar(c.weight_decay));
