@@ -20,6 +20,15 @@ pub enum LossOn {
     Completion,
 }
 
+impl LossOn {
+    pub fn name(self) -> &'static str {
+        match self {
+            LossOn::All => "all",
+            LossOn::Completion => "completion",
+        }
+    }
+}
+
 /// One batch, right-padded to the longest input in it.
 ///
 /// Example `ids` of length `n` give inputs `ids[..n-1]` and targets `ids[1..]`;

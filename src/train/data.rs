@@ -1,7 +1,6 @@
 //! Tokenized examples, shuffling and batches for causal-LM training.
 
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 
 /// One tokenized example: prompt then completion.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,22 +10,9 @@ pub struct Example {
     pub prompt_len: usize,
 }
 
-/// Which predicted tokens the loss averages over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LossOn {
-    All,
-    Completion,
-}
-
-impl LossOn {
-    pub fn name(self) -> &'static str {
-        match self {
-            LossOn::All => "all",
-            LossOn::Completion => "completion",
-        }
-    }
-}
+/// Which predicted tokens the loss averages over (one type with the data
+/// pipeline's).
+pub use crate::data::batcher::LossOn;
 
 /// A right-padded batch.
 #[derive(Debug, Clone)]
