@@ -1,7 +1,8 @@
-//! The three local patches to burn-ndarray 0.21.0 (`vendor/burn-ndarray`,
-//! listed in its `PEFTC-PATCHES.md`) against plain reference arithmetic:
-//! the vectorized f32 `exp`, matmul on strided (transposed, axis-swapped)
-//! operands without copying them, and copy-free reshapes. All f32: burn keeps
+//! The local patches to burn-ndarray 0.21.0 (`vendor/burn-ndarray`, listed
+//! in its `PEFTC-PATCHES.md`) against plain reference arithmetic: the
+//! vectorized f32 `exp` and sigmoid, f32 matmul through the `gemm` crate on
+//! strided (transposed, axis-swapped) operands without copying them, and
+//! copy-free reshapes. All f32: burn keeps
 //! one float dtype per device type per process.
 
 use burn::backend::NdArray;
@@ -63,6 +64,20 @@ fn exp_of_a_strided_view_equals_exp_of_its_contiguous_copy() {
     assert_eq!(strided, contiguous);
 }
 
+#[test]
+fn sigmoid_matches_the_exact_value_and_keeps_its_edges() {
+    let xs: Vec<f32> = (0..100_001).map(|i| -90.0 + 180.0 * i as f32 / 100_000.0).collect();
+    let got = values(burn::tensor::activation::sigmoid(tensor(xs.clone(), [xs.len()])));
+    for (&x, &y) in xs.iter().zip(&got) {
+        let exact = 1.0 / (1.0 + (-(x as f64)).exp());
+        // Relative to the value, plus the f32 spacing near 1.
+        assert!((y as f64 - exact).abs() <= 4e-7 * exact + 1.2e-7, "sigmoid({x}) = {y}, exact {exact}");
+    }
+    let edges = values(burn::tensor::activation::sigmoid(tensor(vec![f32::NEG_INFINITY, 0.0, f32::INFINITY, f32::NAN], [4])));
+    assert_eq!(&edges[..3], &[0.0, 0.5, 1.0]);
+    assert!(edges[3].is_nan());
+}
+
 /// `a · b` in f64 for row-major `a: [m, k]`, `b: [k, n]`.
 fn reference_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
     let mut out = vec![0.0f64; m * n];
@@ -88,7 +103,14 @@ fn assert_close(got: &[f32], want: &[f64]) {
 
 #[test]
 fn matmul_with_transposed_operands_matches_the_reference() {
-    let (m, k, n) = (13, 29, 17);
+    // Small, and large enough to cross the gemm kernels' register and cache
+    // blocks (odd sizes leave remainders on every side).
+    for (m, k, n) in [(13, 29, 17), (131, 517, 67)] {
+        matmul_case(m, k, n);
+    }
+}
+
+fn matmul_case(m: usize, k: usize, n: usize) {
     let a = pseudo(m * k, 1);
     let b = pseudo(k * n, 2);
     let want = reference_matmul(&a, &b, m, k, n);

@@ -1,4 +1,4 @@
-//! peftc patch: `exp` of f32 tensors as a vectorizable polynomial instead of
+//! peftc patch: `exp` (and sigmoid) of f32 tensors as a vectorizable polynomial instead of
 //! one libm `expf` call per element (softmax, SiLU and their backward passes
 //! spent ~13 % of a LoRA training step in `expf`, a third of it in its
 //! underflow path for masked attention scores).
@@ -50,41 +50,79 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
-fn exp_slice_generic(s: &mut [f32]) {
-    for v in s.iter_mut() {
-        *v = exp_f32(*v);
-    }
+/// `1 / (1 + eˣ)` on [`exp_f32`]: 0 for x < -88.7 and 1 for large x, exactly;
+/// NaN stays NaN.
+#[inline(always)]
+pub(crate) fn sigmoid_f32(x: f32) -> f32 {
+    1.0 / (1.0 + exp_f32(-x))
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn exp_slice_avx2(s: &mut [f32]) {
-    for v in s.iter_mut() {
-        *v = exp_f32(*v);
-    }
+/// `f` over a slice, compiled twice: with AVX2 enabled (8 lanes, chosen at
+/// run time when the CPU has it) and for the baseline target.
+macro_rules! slice_map {
+    ($name:ident, $generic:ident, $avx2:ident, $f:ident) => {
+        fn $generic(s: &mut [f32]) {
+            for v in s.iter_mut() {
+                *v = $f(*v);
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2(s: &mut [f32]) {
+            for v in s.iter_mut() {
+                *v = $f(*v);
+            }
+        }
+
+        pub(crate) fn $name(s: &mut [f32]) {
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                unsafe { $avx2(s) };
+                return;
+            }
+            $generic(s)
+        }
+    };
 }
 
-pub(crate) fn exp_slice(s: &mut [f32]) {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        unsafe { exp_slice_avx2(s) };
-        return;
+slice_map!(exp_slice, exp_slice_generic, exp_slice_avx2, exp_f32);
+slice_map!(sigmoid_slice, sigmoid_slice_generic, sigmoid_slice_avx2, sigmoid_f32);
+
+/// `f32` view of `array`'s memory when `E` is `f32` and the array is
+/// contiguous (made unique first, as `mapv_into` would).
+fn f32_slice<E: crate::NdArrayElement>(array: &mut SharedArray<E>) -> Option<&mut [f32]> {
+    if TypeId::of::<E>() != TypeId::of::<f32>() {
+        return None;
     }
-    exp_slice_generic(s)
+    let slice = array.as_slice_memory_order_mut()?;
+    // SAFETY: `E` is `f32` (same TypeId), so the slice is a `[f32]`.
+    Some(unsafe { core::slice::from_raw_parts_mut(slice.as_mut_ptr() as *mut f32, slice.len()) })
+}
+
+/// Sigmoid of every element: [`sigmoid_f32`] for contiguous f32 arrays,
+/// `1 / (1 + exp(-x))` in f64 otherwise.
+pub(crate) fn sigmoid<E: crate::NdArrayElement>(mut array: SharedArray<E>) -> SharedArray<E> {
+    use burn_backend::ElementConversion;
+    if let Some(s) = f32_slice(&mut array) {
+        sigmoid_slice(s);
+        return array;
+    }
+    array
+        .mapv_into(|a: E| {
+            let x: f64 = a.elem();
+            (1.0 / (1.0 + (-x).exp())).elem::<E>()
+        })
+        .into_shared()
 }
 
 /// `exp` of every element: the polynomial above for contiguous f32 arrays,
 /// the element type's own `exp` otherwise.
 pub(crate) fn exp<E: crate::NdArrayElement>(mut array: SharedArray<E>) -> SharedArray<E> {
-    if TypeId::of::<E>() == TypeId::of::<f32>() {
-        if let Some(slice) = array.as_slice_memory_order_mut() {
-            // SAFETY: `E` is `f32` (same TypeId), so the slice is a `[f32]`.
-            let s: &mut [f32] =
-                unsafe { core::slice::from_raw_parts_mut(slice.as_mut_ptr() as *mut f32, slice.len()) };
-            exp_slice(s);
-            return array;
-        }
+    if let Some(s) = f32_slice(&mut array) {
+        exp_slice(s);
+        return array;
     }
     array.mapv_into(|a: E| crate::ExpElement::exp_elem(a)).into_shared()
 }

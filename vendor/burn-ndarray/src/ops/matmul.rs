@@ -57,13 +57,15 @@ pub(crate) fn matmul<E: NdArrayElement>(
                     .get()
                     .slice_mut(s!(out_batch, .., ..));
 
-                ndarray::linalg::general_mat_mul(
-                    alpha,
-                    &lhs_slice,
-                    &rhs_slice,
-                    beta,
-                    &mut out_slice,
-                )
+                if !crate::ops::fast_gemm::sgemm(&lhs_slice, &rhs_slice, &mut out_slice) {
+                    ndarray::linalg::general_mat_mul(
+                        alpha,
+                        &lhs_slice,
+                        &rhs_slice,
+                        beta,
+                        &mut out_slice,
+                    )
+                }
             }
         });
 

@@ -14,6 +14,7 @@ pub(crate) mod avgpool;
 pub(crate) mod conv;
 pub(crate) mod deform_conv;
 pub(crate) mod fast_exp;
+pub(crate) mod fast_gemm;
 pub(crate) mod grid_sample;
 pub(crate) mod interpolate;
 pub(crate) mod macros;
