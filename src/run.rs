@@ -256,11 +256,11 @@ fn train_one<B: AutodiffBackend>(
 ) -> Result<RunMetrics> {
     let inst = &run.instance;
     // bf16 where the backend computes it (see `crate::precision`), else f32.
-    let bf16 = run.train.precision == ir::Precision::Bf16;
-    if bf16 && !crate::backend::computes_bf16(backend) {
+    let wants_bf16 = run.train.precision == ir::Precision::Bf16;
+    let bf16 = wants_bf16 && crate::backend::computes_bf16(backend);
+    if wants_bf16 && !bf16 {
         eprintln!("warning: run {}: precision bf16 needs a GPU backend (cuda or tch); computing in f32 (recorded as f32)", run.name);
     }
-    let bf16 = bf16 && crate::backend::computes_bf16(backend);
     let precision = if bf16 { "bf16" } else { "f32" };
     let steps_per_epoch = train.len().div_ceil(run.train.batch.max(1));
     let cfg = train_config(run, &e.data, steps_per_epoch);

@@ -80,8 +80,8 @@ impl<B: Backend> TinyLm<B> {
                     .collect()
             })
             .collect();
-        // A contiguous copy of the transpose (a transposed view would be
-        // copied again by every product).
+        // A contiguous copy of the transpose, as `Llama` keeps for its head
+        // (see `crate::head_loss::head_loss`).
         let head: Tensor<B, 2> = Tensor::from_data(embed.clone().transpose().to_data(), device);
         TinyLm { vocab, hidden, inter, layers, embed, head, weights }
     }
