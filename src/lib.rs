@@ -1,26 +1,25 @@
 //! peftc: a declarative experiment-spec compiler for parameter-efficient fine-tuning.
+//!
+//! The pipeline, one folder per stage (each `mod.rs` says what enters and
+//! what leaves it):
+//!
+//! ```text
+//! .peft text ──lang──▶ checked IR ──lower──▶ adapter (a LinearHook)
+//! model files ──pretrained──▶ LoadedModel ──model──▶ Burn decoder
+//! GSM8K jsonl ──data──▶ Example ──▶ Batch
+//! IR + decoder + adapter + batches ──train──▶ runs/<experiment>/<run>/ (runs)
+//! runs/ ──report──▶ Markdown + HTML
+//! ```
+//!
+//! `cli` holds one file per subcommand; it is the only place that picks a
+//! concrete Burn backend.
 
-pub mod atomic;
-pub mod backend;
-pub mod bench;
-pub mod data;
-pub mod eval;
-pub mod gguf;
-pub mod head_loss;
-pub mod hf_dir;
-pub mod hook;
-pub mod io_cli;
 pub mod lang;
-pub mod lower;
-pub mod merge;
-pub mod metrics;
+pub mod pretrained;
 pub mod model;
-pub mod model_source;
-pub mod parallel;
-pub mod precision;
-pub mod report;
-pub mod run;
-pub mod target;
-pub mod tokenizer;
+pub mod lower;
+pub mod data;
 pub mod train;
-pub mod weights;
+pub mod runs;
+pub mod report;
+pub mod cli;

@@ -8,9 +8,9 @@ use std::process::Command;
 
 use burn::backend::NdArray;
 use burn::prelude::*;
-use peftc::metrics::{RunMetrics, RunStatus};
-use peftc::target::Target;
-use peftc::train::st;
+use peftc::runs::metrics::{RunMetrics, RunStatus};
+use peftc::lang::target::Target;
+use peftc::runs::tensor_file;
 
 type B = NdArray<f32>;
 
@@ -134,14 +134,14 @@ experiment cli {{
     let (ok, out) = peftc(&["export-peft", "runs/cli/dora-alpha=16-gamma=1"], tmp.path());
     assert!(ok, "{out}");
 
-    let base = peftc::model_source::load_model(&model_path()).unwrap();
+    let base = peftc::pretrained::source::load_model(&model_path()).unwrap();
     let w_base = |l: usize, t: Target| -> Tensor<B, 2> {
         // HF layout [out, in].
         let name = format!("model.layers.{l}.{}.weight", t.hf_module());
         let t = &base.tensors[&name];
         Tensor::from_data(TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]), &Default::default())
     };
-    let merged = peftc::model_source::load_model(&tmp.path().join("merged")).unwrap();
+    let merged = peftc::pretrained::source::load_model(&tmp.path().join("merged")).unwrap();
     let w_merged = |l: usize, t: Target| -> Tensor<B, 2> {
         let name = format!("model.layers.{l}.{}.weight", t.hf_module());
         let t = &merged.tensors[&name];
@@ -176,7 +176,7 @@ experiment cli {{
     let s = c["lora_alpha"].as_f64().unwrap() / 8.0;
     let dora_merged = |l: usize, target: Target| -> Tensor<B, 2> {
         // The run's own merged weight, through the library (W' = f(I)).
-        let r = peftc::merge::load_run(&dora_dir).unwrap();
+        let r = peftc::cli::merge::load_run(&dora_dir).unwrap();
         r.adapter.merged_weight(l, target, &r.model.base_weight(l, target)).unwrap().transpose()
     };
     for (l, target) in [(3, Target::V), (28, Target::Q)] {

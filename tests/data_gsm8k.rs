@@ -8,7 +8,7 @@ use burn::tensor::TensorData as BurnData;
 use peftc::data::batcher::BatchData;
 use peftc::data::gsm8k::resolve_split;
 use peftc::data::{BucketBatcher, DataError, EncodedExample, Gsm8kExample, encode_example, read_jsonl, sorted_batches};
-use peftc::eval::{token_losses, token_nll};
+use peftc::train::evaluate::{token_losses, token_nll};
 
 type B = NdArray<f32>;
 

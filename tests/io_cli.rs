@@ -5,8 +5,8 @@ mod io_support;
 use std::process::Command;
 
 use io_support::{tiny_config, tiny_model};
-use peftc::gguf::GgmlType;
-use peftc::gguf::llama::gguf_writer_for;
+use peftc::pretrained::gguf::GgmlType;
+use peftc::pretrained::gguf::llama::gguf_writer_for;
 
 fn peftc(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_peftc")).args(args).output().unwrap();

@@ -2,9 +2,9 @@
 //! bytes and expected values were worked out by hand from ggml's format
 //! definitions (`ggml-quants.c`, `dequantize_row_*`).
 
-use peftc::gguf::GgmlType;
-use peftc::gguf::dequant::{DequantJob, dequantize, dequantize_parallel};
-use peftc::gguf::writer::{quantize_q4_1, quantize_q8_0};
+use peftc::pretrained::gguf::GgmlType;
+use peftc::pretrained::gguf::dequant::{DequantJob, dequantize, dequantize_parallel};
+use peftc::pretrained::gguf::writer::{quantize_q4_1, quantize_q8_0};
 
 fn deq(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
     dequantize("test", ty, bytes, n).expect("dequantize")

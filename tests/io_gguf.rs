@@ -5,10 +5,10 @@
 mod io_support;
 
 use io_support::{tiny_bpe_source, tiny_config, tiny_model};
-use peftc::gguf::llama::{gguf_writer_for, permute_rows, unpermute_rows};
-use peftc::gguf::{GgmlType, GgufError, GgufFile, GgufWriter, MetaValue, load_gguf, loaded_from_gguf};
-use peftc::model_source::{load_config, load_model};
-use peftc::weights::TokenizerSource;
+use peftc::pretrained::gguf::llama::{gguf_writer_for, permute_rows, unpermute_rows};
+use peftc::pretrained::gguf::{GgmlType, GgufError, GgufFile, GgufWriter, MetaValue, load_gguf, loaded_from_gguf};
+use peftc::pretrained::source::{load_config, load_model};
+use peftc::pretrained::weights::TokenizerSource;
 
 fn small_file() -> GgufWriter {
     let mut w = GgufWriter::new();
@@ -280,7 +280,7 @@ fn unpermute_matches_llama_cpp_permute_by_hand() {
     assert_eq!(unpermute_rows(&want_gguf, 2, 2), hf);
 }
 
-fn write_tiny(ty: GgmlType, tied: bool, with_tokenizer: bool) -> (peftc::weights::LoadedModel, Vec<u8>) {
+fn write_tiny(ty: GgmlType, tied: bool, with_tokenizer: bool) -> (peftc::pretrained::weights::LoadedModel, Vec<u8>) {
     let mut model = tiny_model(tiny_config(tied), 7);
     if with_tokenizer {
         model.tokenizer = Some(tiny_bpe_source(Some("smollm")));
@@ -437,6 +437,6 @@ fn llama_config_errors_name_the_problem() {
         .meta_u32("llama.attention.head_count", 4)
         .meta_u32("tokenizer.ggml.eos_token_id", 2)
         .tensor("token_embd.weight", &[44, 32], GgmlType::F32, &[0.0; 44 * 32]);
-    let err = peftc::gguf::config_from_gguf(&GgufFile::from_bytes(w.to_bytes()).unwrap());
+    let err = peftc::pretrained::gguf::config_from_gguf(&GgufFile::from_bytes(w.to_bytes()).unwrap());
     assert!(err.is_err_and(|e| e.to_string().contains("num_layers = 1099511627776")));
 }

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use io_support::{tiny_bpe_source, tiny_config, tiny_model};
-use peftc::gguf::GgmlType;
-use peftc::gguf::llama::gguf_writer_for;
-use peftc::hf_dir::{config_to_json, load_hf_dir, save_hf_dir, save_sharded_weights};
-use peftc::model_source::{load_config, load_model};
-use peftc::tokenizer::Tokenizer;
-use peftc::weights::{LoadedModel, TokenizerSource};
+use peftc::pretrained::gguf::GgmlType;
+use peftc::pretrained::gguf::llama::gguf_writer_for;
+use peftc::pretrained::hf_dir::{config_to_json, load_hf_dir, save_hf_dir, save_sharded_weights};
+use peftc::pretrained::source::{load_config, load_model};
+use peftc::pretrained::tokenizer::Tokenizer;
+use peftc::pretrained::weights::{LoadedModel, TokenizerSource};
 use safetensors::Dtype;
 
 fn write_config(dir: &Path, model: &LoadedModel) {
@@ -143,7 +143,7 @@ fn untied_config_without_lm_head_is_treated_as_tied() {
     std::fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
     std::fs::write(
         dir.path().join("model.safetensors"),
-        peftc::hf_dir::safetensors_bytes(&model.tensors).unwrap(),
+        peftc::pretrained::hf_dir::safetensors_bytes(&model.tensors).unwrap(),
     )
     .unwrap();
     assert!(load_hf_dir(dir.path()).unwrap().config.tie_word_embeddings);
@@ -171,7 +171,7 @@ fn bad_directories_are_clear_errors() {
     partial.remove("model.layers.1.mlp.up_proj.weight");
     std::fs::write(
         dir.path().join("model.safetensors"),
-        peftc::hf_dir::safetensors_bytes(&partial).unwrap(),
+        peftc::pretrained::hf_dir::safetensors_bytes(&partial).unwrap(),
     )
     .unwrap();
     let err = err_of(dir.path());
@@ -185,7 +185,7 @@ fn bad_directories_are_clear_errors() {
     wrong.get_mut("model.norm.weight").unwrap().shape = vec![4, 8];
     std::fs::write(
         dir.path().join("model.safetensors"),
-        peftc::hf_dir::safetensors_bytes(&wrong).unwrap(),
+        peftc::pretrained::hf_dir::safetensors_bytes(&wrong).unwrap(),
     )
     .unwrap();
     let err = err_of(dir.path());

@@ -9,9 +9,9 @@
 mod io_support;
 
 use io_support::{gsm8k_dir, reference_file, smollm2_path};
-use peftc::model_source::load_model;
-use peftc::tokenizer::Tokenizer;
-use peftc::weights::{LoadedModel, ModelConfig};
+use peftc::pretrained::source::load_model;
+use peftc::pretrained::tokenizer::Tokenizer;
+use peftc::pretrained::weights::{LoadedModel, ModelConfig};
 use serde_json::Value;
 
 /// `y = W x` for `W: [out, in]` row-major.

@@ -4,9 +4,9 @@
 mod io_support;
 
 use io_support::smollm2_path;
-use peftc::hf_dir::save_hf_dir;
-use peftc::model_source::load_model;
-use peftc::tokenizer::Tokenizer;
+use peftc::pretrained::hf_dir::save_hf_dir;
+use peftc::pretrained::source::load_model;
+use peftc::pretrained::tokenizer::Tokenizer;
 
 #[test]
 fn smollm2_gguf_to_hf_dir_round_trip_is_bit_identical() {

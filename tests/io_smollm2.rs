@@ -5,9 +5,9 @@
 mod io_support;
 
 use io_support::smollm2_path;
-use peftc::gguf::{GgmlType, GgufFile};
-use peftc::model_source::{load_config, load_model};
-use peftc::tokenizer::Tokenizer;
+use peftc::pretrained::gguf::{GgmlType, GgufFile};
+use peftc::pretrained::source::{load_config, load_model};
+use peftc::pretrained::tokenizer::Tokenizer;
 
 #[test]
 #[allow(clippy::excessive_precision)] // exact dyadic values, written out in full

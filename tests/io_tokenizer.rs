@@ -7,10 +7,10 @@ mod io_support;
 use std::sync::OnceLock;
 
 use io_support::{gsm8k_dir, reference_file, smollm2_path, tiny_bpe_source};
-use peftc::gguf::GgufFile;
-use peftc::gguf::llama::tokenizer_from_gguf;
-use peftc::tokenizer::Tokenizer;
-use peftc::weights::TokenizerSource;
+use peftc::pretrained::gguf::GgufFile;
+use peftc::pretrained::gguf::llama::tokenizer_from_gguf;
+use peftc::pretrained::tokenizer::Tokenizer;
+use peftc::pretrained::weights::TokenizerSource;
 use serde_json::Value;
 
 /// The SmolLM2 tokenizer, built from the GGUF metadata only (no tensors).

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use peftc::lang::{self, Options, ir::*};
-use peftc::target::Target;
+use peftc::lang::target::Target;
 
 fn program() -> Program {
     std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();

@@ -79,7 +79,7 @@ fn lora_output_matches_a_hand_computation() {
     let (p, d) = lang::check_text("l.peft", src, &Options { model: Some(tiny()) });
     let p = p.unwrap_or_else(|| panic!("{}", d.render(false)));
     let inst = &p.schemes[0];
-    let t = inst.targets.iter().find(|t| t.target == peftc::target::Target::K).unwrap(); // 6 → 3
+    let t = inst.targets.iter().find(|t| t.target == peftc::lang::target::Target::K).unwrap(); // 6 → 3
     let mut sizes = t.sizes.clone();
     sizes.insert(TOKENS.into(), 1);
     let x = NamedArray::from_fn(&[TOKENS.into(), "in".into()], &sizes, |i| i as f64); // [0..6]

@@ -13,7 +13,7 @@ mod lower_common;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use lower_common::*;
-use peftc::hook::NoAdapter;
+use peftc::model::hook::NoAdapter;
 use peftc::lower::program::{Program, Tying};
 use peftc::lower::{Adapter, Site};
 use peftc::train::CausalLm;
@@ -185,6 +185,6 @@ fn storage_follows_tying() {
     assert_eq!(count(&partially_tied_lora(4, 2, 3, 1.0, 1.0)), (2 * 4 * ins + 3 * 7 * 2 + 3 * 4 * outs + 3 * 7 * 3) as u64);
     // across (q, k, v): one A for the three (equal shapes in the tiny model)
     let mut across = tied_lora(4, 100.0, 750.0);
-    across.tensors[0].across = vec![vec![peftc::target::Target::Q, peftc::target::Target::K, peftc::target::Target::V]];
+    across.tensors[0].across = vec![vec![peftc::lang::target::Target::Q, peftc::lang::target::Target::K, peftc::lang::target::Target::V]];
     assert_eq!(count(&across), count(&tied_lora(4, 100.0, 750.0)) - 2 * 8 * 4);
 }

@@ -7,7 +7,7 @@ mod lower_common;
 
 use burn::backend::NdArray;
 use lower_common::*;
-use peftc::hook::NoAdapter;
+use peftc::model::hook::NoAdapter;
 use peftc::lang::ir::ModelShapes;
 use peftc::lower::{Adapter, from_lang};
 use peftc::train::CausalLm;
@@ -51,7 +51,7 @@ fn every_scheme_in_specs_lowers_starts_at_identity_and_merges() {
         assert!(d0 < 1e-4, "{}: logits moved by {d0} at initialisation", inst.name);
 
         if !p.mergeable {
-            assert!(a.merged_weight(0, peftc::target::Target::Q, &model.base_weight(0, peftc::target::Target::Q)).is_err());
+            assert!(a.merged_weight(0, peftc::lang::target::Target::Q, &model.base_weight(0, peftc::lang::target::Target::Q)).is_err());
             continue;
         }
         // Random factors large enough to move the logits visibly.

@@ -10,11 +10,11 @@ use burn::backend::NdArray;
 use burn::prelude::*;
 use peftc::data::gsm8k::{encode_all, resolve_split};
 use peftc::data::{EncodedExample, collate, read_jsonl};
-use peftc::eval::{evaluate, token_nll};
-use peftc::hook::NoAdapter;
+use peftc::train::evaluate::{evaluate, token_nll};
+use peftc::model::hook::NoAdapter;
 use peftc::model::Llama;
-use peftc::tokenizer::Tokenizer;
-use peftc::weights::LoadedModel;
+use peftc::pretrained::tokenizer::Tokenizer;
+use peftc::pretrained::weights::LoadedModel;
 use serde_json::Value;
 
 type B = NdArray<f32>;
@@ -28,7 +28,7 @@ fn model_path() -> PathBuf {
 }
 
 fn load() -> LoadedModel {
-    peftc::model_source::load_model(&model_path()).expect("load SmolLM2 GGUF")
+    peftc::pretrained::source::load_model(&model_path()).expect("load SmolLM2 GGUF")
 }
 
 fn reference() -> Value {
@@ -107,8 +107,8 @@ fn reference_logits_and_losses_match_transformers() {
 fn gguf_to_hf_safetensors_round_trip_gives_identical_logits() {
     let loaded = load();
     let dir = tempfile::tempdir().unwrap();
-    peftc::hf_dir::save_hf_dir(&loaded, dir.path()).unwrap();
-    let reloaded = peftc::model_source::load_model(dir.path()).unwrap();
+    peftc::pretrained::hf_dir::save_hf_dir(&loaded, dir.path()).unwrap();
+    let reloaded = peftc::pretrained::source::load_model(dir.path()).unwrap();
     assert_eq!(reloaded.config, loaded.config);
     let dev = Default::default();
     let tok = Tokenizer::for_model(&reloaded).unwrap();

@@ -7,10 +7,10 @@ use std::time::Instant;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use burn::tensor::TensorData as BurnData;
-use peftc::hook::{LinearHook, NoAdapter};
+use peftc::model::hook::{LinearHook, NoAdapter};
 use peftc::model::{Llama, LlamaConfig};
-use peftc::target::Target;
-use peftc::weights::ModelConfig;
+use peftc::lang::target::Target;
+use peftc::pretrained::weights::ModelConfig;
 
 type B = NdArray<f32>;
 
@@ -102,7 +102,7 @@ fn slow_lora_train_step_throughput_smollm2_size() {
         let reps = 2;
         for _ in 0..reps {
             let logits = model.forward(ids.clone(), pad.clone(), &hook);
-            let loss = peftc::eval::mean_nll(logits, targets.clone(), mask.clone(), b * s);
+            let loss = peftc::train::evaluate::mean_nll(logits, targets.clone(), mask.clone(), b * s);
             let grads = loss.backward();
             let _ = hook.b[0].grad(&grads).unwrap().into_data();
         }

@@ -7,11 +7,11 @@ use std::cell::RefCell;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use burn::tensor::TensorData as BurnData;
-use peftc::hook::{LinearHook, NoAdapter};
+use peftc::model::hook::{LinearHook, NoAdapter};
 use peftc::model::rope::Rope;
 use peftc::model::{Llama, LlamaConfig, ModelError};
-use peftc::target::Target;
-use peftc::weights::{ModelConfig, TensorStore};
+use peftc::lang::target::Target;
+use peftc::pretrained::weights::{ModelConfig, TensorStore};
 
 type B = NdArray<f32>;
 
@@ -288,7 +288,7 @@ fn gradients_flow_to_hook_parameters_on_autodiff() {
     let pad: Tensor<A, 2, Bool> = Tensor::from_data(BurnData::new(vec![true; 4], [1, 4]), &dev());
     let targets: Tensor<A, 2, Int> = Tensor::from_data(BurnData::new(vec![2i64, 3, 4, 5], [1, 4]), &dev());
     let logits = model.forward(ids, pad, &hook);
-    let loss = peftc::eval::mean_nll(logits, targets, Tensor::ones([1, 4], &dev()), 4);
+    let loss = peftc::train::evaluate::mean_nll(logits, targets, Tensor::ones([1, 4], &dev()), 4);
     let grads = loss.backward();
     let g = hook.s.grad(&grads).expect("hook parameter has a gradient");
     assert!(g.into_scalar().abs() > 0.0);

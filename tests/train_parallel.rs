@@ -6,7 +6,7 @@ mod lower_common;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use lower_common::*;
-use peftc::head_loss::{head_loss_chunked, surrogate};
+use peftc::model::head_loss::{head_loss_chunked, surrogate};
 use peftc::train::loss::step_gradients;
 use peftc::train::{CausalLm, Example, LossOn};
 
@@ -83,7 +83,7 @@ fn micro_batches_on_threads_give_the_full_batch_gradient() {
             LossOn::Completion => (b.mask_completion.clone(), b.n_completion),
         };
         let logits = model.logits(b.inputs.clone(), &adapter);
-        let nll = peftc::eval::token_nll(logits, b.targets.clone());
+        let nll = peftc::train::evaluate::token_nll(logits, b.targets.clone());
         let loss = (nll * mask).sum().div_scalar(n as f64);
         let nats_ref: f64 = loss.clone().into_scalar().elem();
         let grads = loss.backward();

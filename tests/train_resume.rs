@@ -6,7 +6,7 @@ mod lower_common;
 
 use burn::backend::{Autodiff, NdArray};
 use lower_common::*;
-use peftc::metrics::RunStatus;
+use peftc::runs::metrics::RunStatus;
 use peftc::train::{
     Example, LossOn, OptimizerConfig, OptimizerKind, Schedule, ScheduleKind, TrainConfig, TrainOptions, blank_metrics, fit,
     st,
@@ -40,7 +40,7 @@ fn config() -> TrainConfig {
     }
 }
 
-fn run(dir: &std::path::Path, stop_after: Option<usize>) -> peftc::metrics::RunMetrics {
+fn run(dir: &std::path::Path, stop_after: Option<usize>) -> peftc::runs::metrics::RunMetrics {
     let dev = Default::default();
     let model = tiny::<B>(&dev);
     let eval_model = tiny::<NdArray<f32>>(&dev);
@@ -65,7 +65,7 @@ fn resume_after_interruption_matches_uninterrupted_run() {
     let part = run(dir.path(), Some(1));
     assert_eq!(part.status, RunStatus::Incomplete);
     assert_eq!(part.epochs.len(), 1);
-    let on_disk: peftc::metrics::RunMetrics =
+    let on_disk: peftc::runs::metrics::RunMetrics =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("metrics.json")).unwrap()).unwrap();
     assert_eq!(on_disk.status, RunStatus::Incomplete);
     let resumed = run(dir.path(), None);

@@ -2,8 +2,6 @@
 #![no_main]
 #![allow(dead_code)]
 
-#[path = "../../src/target.rs"]
-mod target;
 #[path = "../../src/lang/mod.rs"]
 mod lang;
 

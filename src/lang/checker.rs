@@ -9,7 +9,7 @@ use super::diagnostic::{Diagnostic, ErrorKind};
 use super::dims::{self, broadcast, fmt_dims, matmul_dims, shared, Sizes};
 use super::ir::{self, *};
 use super::linearity;
-use crate::target::Target;
+use crate::lang::target::Target;
 
 /// Names that cannot be declared as parameters, tensors or lets.
 pub const RESERVED: [&str; 9] = ["x", "W", "I", "tokens", "in", "out", "delta", "y", "all"];

@@ -10,7 +10,7 @@ use super::diagnostic::{Diagnostic, ErrorKind};
 use super::ir::*;
 use super::preset;
 use super::source::normalize;
-use crate::target::Target;
+use crate::lang::target::Target;
 
 /// A scheme available to experiments: its AST and the text of its file.
 pub struct SchemeRef<'a> {

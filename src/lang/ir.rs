@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::target::Target;
+use crate::lang::target::Target;
 
 /// A named dimension (`tokens`, `in`, `out`, or a scheme size parameter).
 pub type Dim = String;

@@ -6,7 +6,6 @@
 
 pub mod ast;
 pub mod checker;
-pub mod cli;
 pub mod diagnostic;
 pub mod dims;
 pub mod experiment;
@@ -18,6 +17,7 @@ pub mod params;
 pub mod parser;
 pub mod preset;
 pub mod source;
+pub mod target;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

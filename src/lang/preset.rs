@@ -57,11 +57,11 @@ pub fn read_gguf_shapes(path: &Path) -> Result<ModelShapes, String> {
 }
 
 /// Shapes from a model file's configuration, through the model loaders
-/// (`crate::model_source`), so that `params`/`check` read exactly what
+/// (`crate::pretrained::source`), so that `params`/`check` read exactly what
 /// training will load.
 #[cfg(not(fuzzing))]
 fn shapes_from_file(path: &Path) -> Result<ModelShapes, String> {
-    let c = crate::model_source::load_config(path).map_err(|e| format!("{e:#}"))?;
+    let c = crate::pretrained::source::load_config(path).map_err(|e| format!("{e:#}"))?;
     Ok(ModelShapes {
         name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         num_layers: c.num_layers,

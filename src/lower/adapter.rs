@@ -10,9 +10,9 @@ use burn::tensor::backend::AutodiffBackend;
 use super::named::Named;
 use super::program::{BinOp, Expr, Init, Output, Program, TOK, Tying};
 use super::{LowerError, init};
-use crate::hook::LinearHook;
-use crate::precision;
-use crate::target::Target;
+use crate::model::hook::LinearHook;
+use crate::model::precision;
+use crate::lang::target::Target;
 
 /// One adapted linear: a layer and a target, with its `(in, out)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

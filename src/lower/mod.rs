@@ -11,7 +11,7 @@
 //! - Subexpressions that depend only on `W`, frozen tensors and numbers are
 //!   folded once at build time per layer and target.
 //!
-//! [`LinearHook`]: crate::hook::LinearHook
+//! [`LinearHook`]: crate::model::hook::LinearHook
 
 mod adapter;
 pub mod from_lang;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::target::Target;
+use crate::lang::target::Target;
 
 /// Reserved name of the token dimension: `x` is `[tok, in]` inside a formula
 /// (the batch and sequence axes flattened).

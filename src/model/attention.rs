@@ -4,9 +4,9 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use super::rope::Rope;
-use crate::hook::LinearHook;
-use crate::precision;
-use crate::target::Target;
+use crate::model::hook::LinearHook;
+use crate::model::precision;
+use crate::lang::target::Target;
 
 /// The frozen projections of one attention layer, stored `[in, out]` so that
 /// `x W`; every projection goes through the adapter hook.

@@ -6,7 +6,7 @@ use super::attention::Attention;
 use super::mlp::Mlp;
 use super::rms_norm::RmsNorm;
 use super::rope::Rope;
-use crate::hook::LinearHook;
+use crate::model::hook::LinearHook;
 
 #[derive(Module, Debug)]
 pub struct Block<B: Backend> {

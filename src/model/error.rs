@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Why a [`crate::weights::LoadedModel`] cannot become a [`super::Llama`].
+/// Why a [`crate::pretrained::weights::LoadedModel`] cannot become a [`super::Llama`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelError {
     /// A tensor the architecture needs is absent from the store.

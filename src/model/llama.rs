@@ -17,10 +17,10 @@ use super::error::ModelError;
 use super::mlp::Mlp;
 use super::rms_norm::RmsNorm;
 use super::rope::Rope;
-use crate::hook::LinearHook;
-use crate::precision;
-use crate::target::Target;
-use crate::weights::{LoadedModel, ModelConfig, TensorData, TensorStore};
+use crate::model::hook::LinearHook;
+use crate::model::precision;
+use crate::lang::target::Target;
+use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorData, TensorStore};
 
 /// Longest rotary table built up front; longer contexts are refused.
 pub const MAX_ROPE_POSITIONS: usize = 32_768;
@@ -206,7 +206,7 @@ impl<B: Backend> Llama<B> {
 
     /// The same model with every frozen weight (and the rotary tables) stored
     /// in `dtype`, so that its activations and base matmuls run in it; see
-    /// [`crate::precision`] for what stays in full precision.
+    /// [`crate::model::precision`] for what stays in full precision.
     pub fn with_dtype(self, dtype: burn::tensor::FloatDType) -> Self {
         let c = |t| precision::cast(t, dtype);
         let embed = c(self.embed);

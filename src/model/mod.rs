@@ -2,9 +2,13 @@
 
 pub mod attention;
 pub mod block;
+pub mod causal_lm;
 pub mod error;
+pub mod head_loss;
+pub mod hook;
 pub mod llama;
 pub mod mlp;
+pub mod precision;
 pub mod rms_norm;
 pub mod rope;
 

@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use crate::precision;
+use crate::model::precision;
 
 /// RMSNorm with a frozen gain vector (held as a constant tensor, no gradient).
 #[derive(Module, Debug)]

@@ -9,7 +9,7 @@
 use burn::prelude::*;
 use burn::tensor::TensorData as BurnData;
 
-use crate::precision;
+use crate::model::precision;
 
 /// Precomputed `cos` / signed `sin` tables for positions `0..max_len`.
 #[derive(Module, Debug)]

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::atomic::write_atomic;
+use crate::runs::atomic::write_atomic;
 pub use report_data::ReportData;
 pub use run_entry::RunEntry;
 

@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::format;
 use super::run_entry::RunEntry;
 use super::svg::{self, HLine, LinePlot, Mark, ScatterPoint, Series, XAxis};
-use crate::metrics::{RunMetrics, RunStatus};
+use crate::runs::metrics::{RunMetrics, RunStatus};
 
 /// One scheme argument cell.
 #[derive(Debug, Clone, Serialize)]
@@ -218,7 +218,7 @@ fn status_class(kind: &str) -> u8 {
     }
 }
 
-fn best_of(m: &RunMetrics) -> Option<crate::metrics::BestTest> {
+fn best_of(m: &RunMetrics) -> Option<crate::runs::metrics::BestTest> {
     m.best.clone().filter(|b| b.bits.is_finite()).or_else(|| m.compute_best())
 }
 
@@ -349,7 +349,7 @@ impl ReportData {
         let epochs_max = recorded.iter().map(|m| m.epochs_planned.max(m.epochs.iter().map(|e| e.epoch).max().unwrap_or(0))).max().unwrap_or(0);
         let epoch_columns: Vec<usize> = (1..=epochs_max).collect();
 
-        let bases: Vec<&crate::metrics::BaseLoss> = recorded.iter().filter_map(|m| m.base.as_ref()).collect();
+        let bases: Vec<&crate::runs::metrics::BaseLoss> = recorded.iter().filter_map(|m| m.base.as_ref()).collect();
         let base_loss = bases.first().copied();
         let base_varies = bases.iter().any(|b| Some(*b) != base_loss);
         let base_selected = base_loss.map(|b| if loss_on == "completion" { b.test_bits_completion } else { b.test_bits_all });
@@ -617,7 +617,7 @@ impl ReportData {
         for (e, r) in sorted.iter().zip(rows) {
             let Some(m) = e.metrics() else { continue };
             if !m.epochs.is_empty() {
-                let selected = |ep: &crate::metrics::EpochMetrics| if m.loss_on == "completion" { ep.test_bits_completion } else { ep.test_bits_all };
+                let selected = |ep: &crate::runs::metrics::EpochMetrics| if m.loss_on == "completion" { ep.test_bits_completion } else { ep.test_bits_all };
                 train.push(Series { name: r.run_name.clone(), style: r.style, points: m.epochs.iter().map(|ep| (ep.epoch as f64, ep.train_bits)).collect() });
                 test.push(Series { name: r.run_name.clone(), style: r.style, points: m.epochs.iter().map(|ep| (ep.epoch as f64, selected(ep))).collect() });
             }
@@ -767,7 +767,7 @@ impl ReportData {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::EpochMetrics;
+    use crate::runs::metrics::EpochMetrics;
 
     fn run(name: &str, args: serde_json::Value, swept: &[&str], status: RunStatus, bits: &[f64]) -> RunEntry {
         let epochs: Vec<EpochMetrics> = bits
@@ -850,11 +850,11 @@ mod tests {
         let mut a = run("a", serde_json::json!({}), &[], RunStatus::Complete, &[2.5]);
         let mut b = run("b", serde_json::json!({}), &[], RunStatus::Complete, &[2.4]);
         if let RunEntry::Recorded { metrics, .. } = &mut a {
-            metrics.base = Some(crate::metrics::BaseLoss { test_bits_all: 2.7, test_bits_completion: 2.1 });
+            metrics.base = Some(crate::runs::metrics::BaseLoss { test_bits_all: 2.7, test_bits_completion: 2.1 });
         }
         if let RunEntry::Recorded { metrics, .. } = &mut b {
             metrics.loss_on = "completion".into();
-            metrics.base = Some(crate::metrics::BaseLoss { test_bits_all: 2.8, test_bits_completion: 2.2 });
+            metrics.base = Some(crate::runs::metrics::BaseLoss { test_bits_all: 2.8, test_bits_completion: 2.2 });
             metrics.best = metrics.compute_best();
         }
         let r = ReportData::build("e", &[a, b]);

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::metrics::RunMetrics;
+use crate::runs::metrics::RunMetrics;
 
 /// Stands in for a float written as `null` while parsing; never a real loss.
 const NULL_FLOAT: f64 = -1.234_567_890_123e300;

@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{Example, LossOn, make_batch, shuffled};
 use super::loss::{nll_sums, step_gradients};
-use super::lm::CausalLm;
+use crate::model::causal_lm::CausalLm;
 use super::optim::{Optimizer, OptimizerConfig, clip_global_norm};
 use super::schedule::Schedule;
-use super::st::{self, F32Tensor};
-use crate::atomic::write_atomic;
-use crate::hook::LinearHook;
+use crate::runs::tensor_file::{self as st, F32Tensor};
+use crate::runs::atomic::write_atomic;
+use crate::model::hook::LinearHook;
 use crate::lower::Adapter;
-use crate::metrics::{EpochMetrics, RunMetrics, RunStatus};
+use crate::runs::metrics::{EpochMetrics, RunMetrics, RunStatus};
 
 /// Everything about training that affects the result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ pub struct TrainOptions {
     /// Batch size for evaluation (defaults to the training batch).
     pub eval_batch: Option<usize>,
     /// Micro-batches per step computed on parallel threads (0 or 1: one);
-    /// see [`crate::backend::training_workers`].
+    /// see [`crate::train::backend::training_workers`].
     pub workers: usize,
 }
 
@@ -74,7 +74,7 @@ pub fn evaluate<B: Backend, M: CausalLm<B> + Sync, H: LinearHook<B> + Sync>(
     refs.sort_by_key(|e| e.tokens.len());
     let micro = batch.max(1).div_ceil(workers.max(1));
     let chunks: Vec<&[&Example]> = refs.chunks(micro).collect();
-    let sums = crate::parallel::par_map(&chunks, workers, |chunk| {
+    let sums = crate::train::parallel::par_map(&chunks, workers, |chunk| {
         let b = make_batch::<B>(chunk, max_len, device);
         let s = nll_sums(model, b.inputs.clone(), hook, b.targets, &[&b.mask_all, &b.mask_completion]);
         (s[0], s[1], b.n_all, b.n_completion)

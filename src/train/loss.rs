@@ -1,4 +1,4 @@
-//! Batch losses through the fused head ([`crate::head_loss`]): summed
+//! Batch losses through the fused head ([`crate::model::head_loss`]): summed
 //! negative log-likelihoods for evaluation, and the training loss with the
 //! surrogate whose `backward()` gives the adapter's gradients.
 
@@ -6,9 +6,9 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::data::{Batch, Example, LossOn, make_batch};
-use super::lm::CausalLm;
-use crate::head_loss::{head_loss, surrogate};
-use crate::hook::LinearHook;
+use crate::model::causal_lm::CausalLm;
+use crate::model::head_loss::{head_loss, surrogate};
+use crate::model::hook::LinearHook;
 use crate::lower::Adapter;
 
 /// Summed negative log-likelihood in nats over the positions of each mask.
@@ -118,7 +118,7 @@ where
         vec![one(adapter, &batches[0])]
     } else {
         let inner = adapter.valid();
-        crate::parallel::par_map(&batches, batches.len(), |b| one(&Adapter::<B>::from_inner(&inner), b))
+        crate::train::parallel::par_map(&batches, batches.len(), |b| one(&Adapter::<B>::from_inner(&inner), b))
     };
     let mut parts = parts.into_iter();
     let (mut nats, mut grads) = parts.next()?;

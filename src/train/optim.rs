@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use burn::prelude::*;
 
-use super::st::F32Tensor;
+use crate::runs::tensor_file::F32Tensor;
 
 /// The spec's optimizer settings are the trainer's: one type, in the IR.
 pub use crate::lang::ir::{Optimizer as OptimizerConfig, OptimizerKind};

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use peftc::gguf::llama::expected_shapes;
-use peftc::weights::{LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
+use peftc::pretrained::gguf::llama::expected_shapes;
+use peftc::pretrained::weights::{LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
 
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

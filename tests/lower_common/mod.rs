@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use peftc::lower::program::*;
 use peftc::lower::{Adapter, Site};
-use peftc::target::Target;
+use peftc::lang::target::Target;
 use peftc::train::{CausalLm, TinyLm};
 
 use burn::prelude::*;

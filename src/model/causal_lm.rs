@@ -4,8 +4,8 @@
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 
-use crate::hook::LinearHook;
-use crate::target::Target;
+use crate::model::hook::LinearHook;
+use crate::lang::target::Target;
 
 /// A causal LM whose target linears go through a [`LinearHook`].
 pub trait CausalLm<B: Backend> {
@@ -18,7 +18,7 @@ pub trait CausalLm<B: Backend> {
     /// The frozen output head as `([d, vocab], [vocab, d])`, both contiguous.
     fn head(&self) -> (Tensor<B, 2>, Tensor<B, 2>);
     /// Next-token logits (materialises `[batch, seq, vocab]`; training and
-    /// evaluation go through [`crate::head_loss`] instead).
+    /// evaluation go through [`crate::model::head_loss`] instead).
     ///
     /// # Shapes
     /// - `tokens`: `[batch, seq]` → `[batch, seq, vocab]`
@@ -81,7 +81,7 @@ impl<B: Backend> TinyLm<B> {
             })
             .collect();
         // A contiguous copy of the transpose, as `Llama` keeps for its head
-        // (see `crate::head_loss::head_loss`).
+        // (see `crate::model::head_loss::head_loss`).
         let head: Tensor<B, 2> = Tensor::from_data(embed.clone().transpose().to_data(), device);
         TinyLm { vocab, hidden, inter, layers, embed, head, weights }
     }

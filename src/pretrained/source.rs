@@ -5,9 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::gguf::{self, GgufFile};
-use crate::hf_dir;
-use crate::weights::{LoadedModel, ModelConfig};
+use crate::pretrained::gguf::{self, GgufFile};
+use crate::pretrained::hf_dir;
+use crate::pretrained::weights::{LoadedModel, ModelConfig};
 
 /// What kind of model a path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

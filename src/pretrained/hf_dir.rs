@@ -12,10 +12,10 @@ use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::{Value, json};
 
-use crate::atomic::write_atomic;
-use crate::gguf::llama::{check_config_bounds, expected_shapes};
-use crate::tokenizer::Tokenizer;
-use crate::weights::{LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
+use crate::runs::atomic::write_atomic;
+use crate::pretrained::gguf::llama::{check_config_bounds, expected_shapes};
+use crate::pretrained::tokenizer::Tokenizer;
+use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use super::{Options, check, explain, params, preset};
+use crate::lang::{Options, check, explain, params, preset};
 
 fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
@@ -44,7 +44,7 @@ pub fn cmd_check(paths: &[PathBuf]) -> i32 {
     }
 }
 
-fn with_program(paths: &[PathBuf], model: Option<&str>, f: impl Fn(&super::Program) -> String) -> i32 {
+fn with_program(paths: &[PathBuf], model: Option<&str>, f: impl Fn(&crate::lang::Program) -> String) -> i32 {
     let opts = match options(model) {
         Ok(o) => o,
         Err(c) => return c,
@@ -71,7 +71,7 @@ pub fn cmd_params(paths: &[PathBuf], model: Option<&str>) -> i32 {
 }
 
 /// `peftc explain <spec> [--model M] [--json]`; `--json` prints the whole
-/// checked IR ([`super::Program`]) as JSON.
+/// checked IR ([`crate::lang::Program`]) as JSON.
 pub fn cmd_explain(paths: &[PathBuf], model: Option<&str>, json: bool) -> i32 {
     if json {
         with_program(paths, model, |p| serde_json::to_string_pretty(p).unwrap_or_default() + "\n")

@@ -15,7 +15,7 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::precision;
+use crate::model::precision;
 
 /// Logits per chunk: rows × vocab stays near this many elements (32 MB f32).
 const CHUNK_ELEMENTS: usize = 32 << 20;

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::ops::Deref;
 use std::path::Path;
 
-use crate::weights::TensorData;
+use crate::pretrained::weights::TensorData;
 
 use super::dequant;
 use super::error::{GgufError, Result};

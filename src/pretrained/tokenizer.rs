@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 
-use crate::weights::{LoadedModel, TokenizerSource};
+use crate::pretrained::weights::{LoadedModel, TokenizerSource};
 
 /// llama.cpp `tokenizer.ggml.pre` values whose pre-tokenization equals the
 /// GPT-2 ByteLevel regex for the vocabularies that use them.

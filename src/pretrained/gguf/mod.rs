@@ -1,7 +1,7 @@
 //! GGUF model files: a bounds-checked reader (header, metadata, tensor
 //! infos, aligned data), dequantization of the common ggml block formats to
 //! f32, a small writer for fixtures, and the Llama mapping to
-//! [`crate::weights::LoadedModel`].
+//! [`crate::pretrained::weights::LoadedModel`].
 
 pub mod dequant;
 pub mod error;

@@ -23,7 +23,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
-use crate::backend::{BackendKind, BackendTask, dispatch};
+use crate::train::backend::{BackendKind, BackendTask, dispatch};
 use crate::lang::ir;
 use crate::lower::{Adapter, from_lang};
 use crate::model::Llama;
@@ -62,7 +62,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub eval: bool,
     /// `f32`, or `bf16`: a bf16 base model with f32 adapters and loss (GPU
-    /// backends and tch; see `crate::precision`).
+    /// backends and tch; see `crate::model::precision`).
     #[arg(long, default_value = "f32")]
     pub precision: String,
 }
@@ -103,7 +103,7 @@ impl BackendTask for BenchTask<'_> {
         let c = loaded.config.clone();
         let bf16 = match a.precision.as_str() {
             "f32" => false,
-            "bf16" if crate::backend::computes_bf16(backend) => true,
+            "bf16" if crate::train::backend::computes_bf16(backend) => true,
             "bf16" => return Err(anyhow!("backend {backend} has no bf16 arithmetic; use --backend cuda or tch")),
             other => return Err(anyhow!("unknown precision `{other}` (f32 or bf16)")),
         };
@@ -131,7 +131,7 @@ impl BackendTask for BenchTask<'_> {
             .map(|b| Example { tokens: (0..a.seq + 1).map(|i| ((i * 7919 + b * 104729) % c.vocab_size) as u32).collect(), prompt_len: 1 })
             .collect();
         let refs: Vec<&Example> = examples.iter().collect();
-        let workers = crate::backend::training_workers(backend);
+        let workers = crate::train::backend::training_workers(backend);
         let tokens = (a.batch * a.seq) as f64;
         let mut step = |adapter: &mut Adapter<B>| {
             let step = step_gradients(&model, &*adapter, &refs, a.seq + 1, LossOn::All, workers, &device).expect("bench batches have targets");
@@ -179,13 +179,13 @@ impl BackendTask for BenchTask<'_> {
 }
 
 /// A model file, or random weights with a preset's shapes (`random:<preset>`).
-fn load_or_random(path: &std::path::Path) -> Result<crate::weights::LoadedModel> {
+fn load_or_random(path: &std::path::Path) -> Result<crate::pretrained::weights::LoadedModel> {
     let s = path.to_string_lossy();
     let Some(name) = s.strip_prefix("random:") else {
-        return crate::model_source::load_model(path);
+        return crate::pretrained::source::load_model(path);
     };
     let p = crate::lang::preset::preset(name).ok_or_else(|| anyhow!("unknown preset `{name}`"))?;
-    let c = crate::weights::ModelConfig {
+    let c = crate::pretrained::weights::ModelConfig {
         architecture: "llama".into(),
         vocab_size: p.vocab_size,
         hidden_size: p.hidden_size,

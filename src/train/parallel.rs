@@ -33,7 +33,7 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> 
 /// Sets environment variables: call before any other thread exists.
 pub unsafe fn one_thread_per_worker() {
     let mut vars = vec!["MATMUL_NUM_THREADS"];
-    if crate::backend::tch_on_cpu() {
+    if crate::train::backend::tch_on_cpu() {
         vars.extend(["OMP_NUM_THREADS", "MKL_NUM_THREADS"]);
     }
     for var in vars {

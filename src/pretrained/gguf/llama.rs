@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::weights::{LoadedModel, ModelConfig, TensorStore, TokenizerSource};
+use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorStore, TokenizerSource};
 
 use super::error::{GgufError, Result};
 use super::ggml_type::GgmlType;

@@ -143,7 +143,7 @@ impl GgufWriter {
 
     /// Write the file atomically.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        crate::atomic::write_atomic(path, &self.to_bytes())
+        crate::runs::atomic::write_atomic(path, &self.to_bytes())
     }
 }
 

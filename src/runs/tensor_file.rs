@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::atomic::write_atomic;
+use crate::runs::atomic::write_atomic;
 
 /// A named f32 tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,18 +17,18 @@ use clap::Args;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::atomic::write_atomic;
-use crate::backend::{BackendKind, BackendTask, dispatch};
-use crate::hook::NoAdapter;
+use crate::runs::atomic::write_atomic;
+use crate::train::backend::{BackendKind, BackendTask, dispatch};
+use crate::model::hook::NoAdapter;
 use crate::lang::ir;
 use crate::lower::{Adapter, from_lang};
-use crate::metrics::{BaseLoss, RunMetrics, RunStatus};
+use crate::runs::metrics::{BaseLoss, RunMetrics, RunStatus};
 use crate::model::Llama;
 use crate::train::{
     Example, LossOn, Schedule, ScheduleKind, TrainConfig, TrainOptions, blank_metrics, evaluate,
     fit,
 };
-use crate::weights::LoadedModel;
+use crate::pretrained::weights::LoadedModel;
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -120,7 +120,7 @@ fn is_f32(p: &&str) -> bool {
 
 /// GSM8K split as examples, tokenized like the reference (prompt then
 /// answer, then eos), cut to `max_len`.
-pub fn load_split(dir: &Path, split: &str, subset: ir::Subset, tok: &crate::tokenizer::Tokenizer, eos: u32, max_len: usize) -> Result<Vec<Example>> {
+pub fn load_split(dir: &Path, split: &str, subset: ir::Subset, tok: &crate::pretrained::tokenizer::Tokenizer, eos: u32, max_len: usize) -> Result<Vec<Example>> {
     let path = crate::data::gsm8k::resolve_split(&dir.to_string_lossy(), split)?;
     let mut all = crate::data::gsm8k::read_jsonl(&path)?;
     if let ir::Subset::First(n) = subset {
@@ -174,9 +174,9 @@ fn run_experiment<B: AutodiffBackend>(e: &ir::Experiment, args: &RunArgs, device
     }
     let mpath = model_path(e)?;
     eprintln!("experiment {}: loading {}", e.name, mpath.display());
-    let loaded: LoadedModel = crate::model_source::load_model(&mpath)?;
+    let loaded: LoadedModel = crate::pretrained::source::load_model(&mpath)?;
     let model_hash = file_hash(&mpath)?;
-    let tok = crate::tokenizer::Tokenizer::for_model(&loaded)?;
+    let tok = crate::pretrained::tokenizer::Tokenizer::for_model(&loaded)?;
     let eos = loaded.config.eos_token_id;
     let train = load_split(&e.data.dir, "train", e.data.train, &tok, eos, e.data.max_len)?;
     let test = load_split(&e.data.dir, "test", e.data.test, &tok, eos, e.data.max_len)?;
@@ -255,9 +255,9 @@ fn train_one<B: AutodiffBackend>(
     device_name: &str,
 ) -> Result<RunMetrics> {
     let inst = &run.instance;
-    // bf16 where the backend computes it (see `crate::precision`), else f32.
+    // bf16 where the backend computes it (see `crate::model::precision`), else f32.
     let wants_bf16 = run.train.precision == ir::Precision::Bf16;
-    let bf16 = wants_bf16 && crate::backend::computes_bf16(backend);
+    let bf16 = wants_bf16 && crate::train::backend::computes_bf16(backend);
     if wants_bf16 && !bf16 {
         eprintln!("warning: run {}: precision bf16 needs a GPU backend (cuda or tch); computing in f32 (recorded as f32)", run.name);
     }
@@ -295,7 +295,7 @@ fn train_one<B: AutodiffBackend>(
             }
         }
     }
-    let workers = crate::backend::training_workers(backend);
+    let workers = crate::train::backend::training_workers(backend);
     let base = *base.get_or_insert_with(|| {
         let t0 = std::time::Instant::now();
         let (all, completion) = evaluate(eval_model, &NoAdapter, test, cfg.batch.max(1), e.data.max_len, workers, device);

@@ -6,7 +6,7 @@
 //! error. Training runs on `Autodiff<backend>`; evaluation on the backend
 //! itself. Everything runs in f32 unless a spec asks for `precision: bf16`
 //! on a backend that computes it ([`computes_bf16`]): then the base model is
-//! bf16 and the adapters and loss stay f32 ([`crate::precision`]).
+//! bf16 and the adapters and loss stay f32 ([`crate::model::precision`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -82,7 +82,7 @@ impl BackendKind {
 }
 
 /// Does `backend` compute a `precision: bf16` run in bf16 (a bf16 base with
-/// f32 adapters and loss, [`crate::precision`])? The GPU backends do, and
+/// f32 adapters and loss, [`crate::model::precision`])? The GPU backends do, and
 /// libtorch on the CPU too; burn-ndarray has no bf16 arithmetic.
 pub fn computes_bf16(backend: &str) -> bool {
     matches!(backend, "cuda" | "tch" | "libtorch")
@@ -91,7 +91,7 @@ pub fn computes_bf16(backend: &str) -> bool {
 /// Micro-batches a training step computes on parallel threads: one per core
 /// (at most 8) on the CPU — the ndarray backend, or tch with
 /// `PEFTC_TCH_DEVICE=cpu` — and one on GPUs. Each CPU worker's kernels then
-/// run single-threaded (see [`crate::parallel::one_thread_per_worker`]).
+/// run single-threaded (see [`crate::train::parallel::one_thread_per_worker`]).
 /// `PEFTC_WORKERS=<n>` overrides.
 pub fn training_workers(backend: &str) -> usize {
     if let Some(n) = std::env::var("PEFTC_WORKERS").ok().and_then(|v| v.parse::<usize>().ok()) {

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::model_source::{self, load_model};
-use crate::tokenizer::Tokenizer;
+use crate::pretrained::source::{self, load_model};
+use crate::pretrained::tokenizer::Tokenizer;
 
 pub fn bench_load(model: &Path, repeat: usize) -> Result<()> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -54,12 +54,12 @@ pub fn tokenize(model: &Path, text: &str) -> Result<()> {
     let (format, path) = model_source::detect_format(model)?;
     let tokenizer = match format {
         model_source::ModelFormat::Gguf => {
-            let g = crate::gguf::GgufFile::open(&path)?;
-            let source = crate::gguf::llama::tokenizer_from_gguf(&g)?
+            let g = crate::pretrained::gguf::GgufFile::open(&path)?;
+            let source = crate::pretrained::gguf::llama::tokenizer_from_gguf(&g)?
                 .ok_or_else(|| anyhow::anyhow!("{} has no tokenizer.ggml.* metadata", path.display()))?;
             Tokenizer::from_source(&source)?
         }
-        model_source::ModelFormat::HfDir => Tokenizer::from_json_file(&path.join(crate::hf_dir::TOKENIZER_FILE))?,
+        model_source::ModelFormat::HfDir => Tokenizer::from_json_file(&path.join(crate::pretrained::hf_dir::TOKENIZER_FILE))?,
     };
     let ids = tokenizer.encode(text)?;
     let pieces: Vec<String> = ids
@@ -75,7 +75,7 @@ pub fn tokenize(model: &Path, text: &str) -> Result<()> {
 /// Convert a model (GGUF or HF directory) to an HF directory.
 pub fn to_hf(model: &Path, out: &Path) -> Result<()> {
     let loaded = load_model(model)?;
-    crate::hf_dir::save_hf_dir(&loaded, out)?;
+    crate::pretrained::hf_dir::save_hf_dir(&loaded, out)?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -11,14 +11,14 @@ use burn::backend::NdArray;
 use burn::prelude::*;
 use clap::Args;
 
-use crate::atomic::write_atomic;
+use crate::runs::atomic::write_atomic;
 use crate::lang::ir;
 use crate::lower::{Adapter, Site, Tying, from_lang};
-use crate::metrics::{RunMetrics, RunStatus};
+use crate::runs::metrics::{RunMetrics, RunStatus};
 use crate::model::Llama;
 use crate::train::fit::load_adapter;
-use crate::train::st::{self, F32Tensor};
-use crate::weights::{LoadedModel, TensorData as StoreTensor};
+use crate::runs::tensor_file::{self, F32Tensor};
+use crate::pretrained::weights::{LoadedModel, TensorData as StoreTensor};
 
 type Cpu = NdArray<f32>;
 
@@ -59,7 +59,7 @@ pub fn load_run(dir: &Path) -> Result<TrainedRun> {
         bail!("run {} is not complete ({:?})", dir.display(), metrics.status);
     }
     let run: ir::Run = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).context("reading run.json")?)?;
-    let loaded = crate::model_source::load_model(Path::new(&metrics.model))?;
+    let loaded = crate::pretrained::source::load_model(Path::new(&metrics.model))?;
     let device = Default::default();
     let model = Llama::<Cpu>::from_loaded(&loaded, &device)?;
     let program = from_lang::program(&run.instance)?;
@@ -91,7 +91,7 @@ pub fn cmd_merge(args: &MergeArgs) -> Result<()> {
         let name = format!("model.layers.{}.{}.weight", s.layer, s.target.hf_module());
         loaded.tensors.insert(name, StoreTensor { shape: vec![o, i], data: to_vec(wt) });
     }
-    crate::hf_dir::save_hf_dir(&loaded, &args.out)?;
+    crate::pretrained::hf_dir::save_hf_dir(&loaded, &args.out)?;
     println!("merged {} ({} adapted linears) into {}", args.run.display(), r.sites.len(), args.out.display());
     Ok(())
 }

@@ -10,8 +10,8 @@ use burn::prelude::*;
 use crate::data::batcher::BatchData;
 use crate::data::gsm8k::EncodedExample;
 use crate::data::sorted_batches;
-use crate::head_loss::head_loss;
-use crate::hook::LinearHook;
+use crate::model::head_loss::head_loss;
+use crate::model::hook::LinearHook;
 use crate::model::Llama;
 
 /// Per-token negative log-likelihood in nats: `logsumexp(logits) - logits[target]`.
@@ -98,7 +98,7 @@ impl EvalReport {
 
 /// Evaluates the model (with `hook`) on `examples`, `batch_size` at a time
 /// (batches of similar length), the batches spread over `workers` threads;
-/// the output head and its loss go through [`crate::head_loss`], so at most
+/// the output head and its loss go through [`crate::model::head_loss`], so at most
 /// a few hundred tokens' logits exist at once.
 /// `progress(done, total)` is called after each batch.
 #[allow(clippy::too_many_arguments)]
@@ -117,7 +117,7 @@ pub fn evaluate<B: Backend, H: LinearHook<B> + Sync>(
     let batches = sorted_batches(&lengths, batch_size);
     let progress = std::sync::Mutex::new((0usize, progress));
     let (head, head_t) = model.head();
-    let results = crate::parallel::par_map(&batches, workers, |batch_idx| {
+    let results = crate::train::parallel::par_map(&batches, workers, |batch_idx| {
         let refs: Vec<&EncodedExample> = batch_idx.iter().map(|&i| &examples[i]).collect();
         let data = BatchData::new(&refs, pad_id);
         let batch = data.to_batch::<B>(device);
@@ -199,9 +199,9 @@ pub fn run_eval_cli(args: &EvalArgs) -> anyhow::Result<()> {
         anyhow::bail!("--batch must be at least 1");
     }
     let t0 = Instant::now();
-    let loaded = crate::model_source::load_model(&args.model)?;
+    let loaded = crate::pretrained::source::load_model(&args.model)?;
     let load_secs = t0.elapsed().as_secs_f64();
-    let tokenizer = crate::tokenizer::Tokenizer::for_model(&loaded)
+    let tokenizer = crate::pretrained::tokenizer::Tokenizer::for_model(&loaded)
         .with_context(|| format!("building the tokenizer of {}", args.model.display()))?;
     let path = crate::data::gsm8k::resolve_split(&args.data, &args.split)?;
     let mut examples = crate::data::read_jsonl(&path)?;
@@ -259,7 +259,7 @@ pub fn run_eval_cli(args: &EvalArgs) -> anyhow::Result<()> {
             "tokens_per_second": report.tokens_per_second(),
             "per_example": report.examples,
         });
-        crate::atomic::write_atomic(out, serde_json::to_string_pretty(&json)?.as_bytes())?;
+        crate::runs::atomic::write_atomic(out, serde_json::to_string_pretty(&json)?.as_bytes())?;
         println!("wrote {}", out.display());
     }
     Ok(())
@@ -278,7 +278,7 @@ fn compiled_backends() -> &'static str {
 }
 
 fn eval_on<B: Backend>(
-    loaded: &crate::weights::LoadedModel,
+    loaded: &crate::pretrained::weights::LoadedModel,
     encoded: &[EncodedExample],
     args: &EvalArgs,
     pad_id: u32,
@@ -287,8 +287,8 @@ fn eval_on<B: Backend>(
     let model = Llama::<B>::from_loaded(loaded, device)?;
     let total = encoded.len();
     let mut last = Instant::now();
-    let workers = crate::backend::training_workers(&args.backend);
-    Ok(evaluate(&model, &crate::hook::NoAdapter, encoded, args.batch, pad_id, workers, device, |done, n| {
+    let workers = crate::train::backend::training_workers(&args.backend);
+    Ok(evaluate(&model, &crate::model::hook::NoAdapter, encoded, args.batch, pad_id, workers, device, |done, n| {
         if done == n || last.elapsed().as_secs_f64() > 5.0 {
             eprintln!("  {done}/{total} examples");
             last = Instant::now();

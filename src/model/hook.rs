@@ -8,7 +8,7 @@
 
 use burn::prelude::*;
 
-use crate::target::Target;
+use crate::lang::target::Target;
 
 pub trait LinearHook<B: Backend> {
     /// Output of `target` in decoder layer `layer`.

@@ -1,0 +1,12 @@
+//! Pretrained model files → a loaded model.
+//!
+//! Enters: a GGUF file or an HF model directory (`config.json` +
+//! safetensors + `tokenizer.json`). Leaves: [`weights::LoadedModel`] — the
+//! resolved configuration and f32 tensors under HF names — and its
+//! [`tokenizer::Tokenizer`]. Also writes HF directories (`to-hf`, `merge`).
+
+pub mod gguf;
+pub mod hf_dir;
+pub mod source;
+pub mod tokenizer;
+pub mod weights;
