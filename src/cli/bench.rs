@@ -23,15 +23,16 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 
-use crate::train::backend::{BackendKind, BackendTask, dispatch};
+use crate::data::{Example, LossOn};
 use crate::lang::ir;
 use crate::lower::{Adapter, from_lang};
 use crate::model::Llama;
-use crate::train::data::{Example, LossOn};
+use crate::model::causal_lm::CausalLm;
+use crate::train::backend::{BackendKind, BackendTask, dispatch};
+use crate::train::evaluate::{EvalPlan, evaluate};
 use crate::train::fit::apply_gradients;
 use crate::train::loss::step_gradients;
 use crate::train::optim::{Optimizer, OptimizerConfig, OptimizerKind};
-use crate::train::{CausalLm, evaluate};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -171,7 +172,8 @@ impl BackendTask for BenchTask<'_> {
             let valid = adapter.valid();
             let eval_model = model.valid();
             let t = Instant::now();
-            let _ = evaluate(&eval_model, &valid, &examples, a.batch, a.seq + 1, workers, &device);
+            let plan = EvalPlan { batch: a.batch, max_len: a.seq + 1, workers };
+            let _ = evaluate(&eval_model, &valid, &examples, plan, &device, |_, _| {});
             println!("eval         {:.1} tokens/s (forward only)", tokens / t.elapsed().as_secs_f64());
         }
         Ok(())

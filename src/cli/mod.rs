@@ -1,17 +1,30 @@
-//! The command line: one file per subcommand (its arguments and handler).
+//! The command line: one file per subcommand, holding its arguments and
+//! its handler.
 //!
-//! Enters: `argv`. Leaves: an exit code (0 ok, 1 failure, 2 usage). This is
-//! the only stage that names a concrete Burn backend (through
-//! [`crate::train::backend::dispatch`]).
+//! Enters: `argv`. Leaves: an exit code (0 ok, 1 failure, 2 usage) and
+//! whatever the subcommand writes. This is the only stage that names a
+//! concrete Burn backend (through [`crate::train::backend::dispatch`]).
 
 pub mod bench;
+pub mod bench_load;
+pub mod check;
+pub mod eval;
+pub mod explain;
+pub mod export_peft;
+pub mod inspect;
 pub mod merge;
-pub mod model_files;
-pub mod spec_cmds;
+pub mod params;
+pub mod report;
+pub mod run;
+pub mod to_hf;
+pub mod tokenize;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use crate::lang::{Options, Program, check, preset};
 
 /// peftc: a declarative experiment-spec compiler for parameter-efficient fine-tuning.
 #[derive(Parser)]
@@ -22,85 +35,58 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
-pub enum Cmd {
+enum Cmd {
     /// Check .peft files and directories; print every diagnostic, exit 1 on error.
-    Check {
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    Check(check::CheckArgs),
     /// Exact trainable-parameter counts per run and per tensor.
-    Params {
-        #[arg(required = true)]
-        spec: Vec<PathBuf>,
-        /// Model shapes: a preset (smollm2-135m, llama-3.1-8b, gemma-2b), a GGUF file or an HF directory.
-        #[arg(long)]
-        model: Option<String>,
-    },
+    Params(params::ParamsArgs),
     /// The resolved IR: storage per tying mode, contraction order and FLOPs, merged weight.
-    Explain {
-        #[arg(required = true)]
-        spec: Vec<PathBuf>,
-        /// Model shapes: a preset (smollm2-135m, llama-3.1-8b, gemma-2b), a GGUF file or an HF directory.
-        #[arg(long)]
-        model: Option<String>,
-        /// Print the checked IR as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Explain(explain::ExplainArgs),
     /// Render Markdown + self-contained HTML comparison reports from recorded runs.
-    Report {
-        /// A runs directory (one report per experiment in it) or one experiment's directory.
-        path: PathBuf,
-        /// Output folder for `<experiment>.md`, `<experiment>.html` and `<experiment>/*.svg`.
-        #[arg(short, long, default_value = "reports")]
-        out: PathBuf,
-    },
+    Report(report::ReportArgs),
     /// Time loading a model (GGUF file or HF directory) to f32 tensors.
-    BenchLoad {
-        /// GGUF file or HF model directory.
-        model: PathBuf,
-        /// Number of timed loads.
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-    },
+    BenchLoad(bench_load::BenchLoadArgs),
     /// Print a model's resolved configuration and tensor table.
-    Inspect {
-        /// GGUF file or HF model directory.
-        model: PathBuf,
-        /// Also list every tensor with its shape.
-        #[arg(long)]
-        tensors: bool,
-    },
+    Inspect(inspect::InspectArgs),
     /// Print the token ids of a text (no special tokens added), as the model's tokenizer produces them.
-    Tokenize {
-        /// GGUF file or HF model directory.
-        #[arg(long)]
-        model: PathBuf,
-        /// The text to tokenize.
-        text: String,
-    },
+    Tokenize(tokenize::TokenizeArgs),
     /// Convert a model (GGUF or HF directory) to an HF directory (config.json, model.safetensors in f32, tokenizer.json).
-    ToHf {
-        /// GGUF file or HF model directory.
-        model: PathBuf,
-        /// Output directory.
-        out: PathBuf,
-    },
+    ToHf(to_hf::ToHfArgs),
     /// Train every run of the experiments in the given specs (skips complete
     /// runs, resumes interrupted ones) into runs/<experiment>/<run>/.
-    Run(crate::train::session::RunArgs),
+    Run(run::RunArgs),
     /// Bake a trained adapter into the base weights: an HF-style model directory.
-    Merge(crate::cli::merge::MergeArgs),
+    Merge(merge::MergeArgs),
     /// Write a trained LoRA/rsLoRA/DoRA adapter in HF PEFT's layout.
-    ExportPeft(crate::cli::merge::ExportArgs),
+    ExportPeft(export_peft::ExportArgs),
     /// Training throughput (real tokens/s) and MFU of one scheme on a backend.
-    Bench(crate::cli::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Base-model loss in bits per token on a dataset split (all tokens and completion only).
-    Eval(crate::train::evaluate::EvalArgs),
+    Eval(eval::EvalArgs),
+}
+
+/// Parse `argv` and run the subcommand; returns the process exit code.
+pub fn main() -> u8 {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Check(a) => check::cmd_check(&a),
+        Cmd::Params(a) => params::cmd_params(&a),
+        Cmd::Explain(a) => explain::cmd_explain(&a),
+        Cmd::Run(a) => run::cmd_run(&a),
+        Cmd::Report(a) => exit_code(report::cmd_report(&a)),
+        Cmd::Merge(a) => exit_code(merge::cmd_merge(&a)),
+        Cmd::ExportPeft(a) => exit_code(export_peft::cmd_export_peft(&a)),
+        Cmd::Bench(a) => exit_code(bench::cmd_bench(&a)),
+        Cmd::Eval(a) => exit_code(eval::cmd_eval(&a)),
+        Cmd::BenchLoad(a) => exit_code(bench_load::cmd_bench_load(&a)),
+        Cmd::Inspect(a) => exit_code(inspect::cmd_inspect(&a)),
+        Cmd::Tokenize(a) => exit_code(tokenize::cmd_tokenize(&a)),
+        Cmd::ToHf(a) => exit_code(to_hf::cmd_to_hf(&a)),
+    }
 }
 
 /// Exit code of a command that returns `anyhow::Result`: errors are printed with their causes.
-fn report(result: anyhow::Result<()>) -> u8 {
+fn exit_code(result: anyhow::Result<()>) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -110,27 +96,48 @@ fn report(result: anyhow::Result<()>) -> u8 {
     }
 }
 
-/// Parse `argv` and run the subcommand; returns the process exit code.
-pub fn main() -> u8 {
-    let cli = Cli::parse();
-    let code: u8 = match cli.cmd {
-        Cmd::Check { paths } => crate::cli::spec_cmds::cmd_check(&paths) as u8,
-        Cmd::Params { spec, model } => crate::cli::spec_cmds::cmd_params(&spec, model.as_deref()) as u8,
-        Cmd::Explain { spec, model, json } => crate::cli::spec_cmds::cmd_explain(&spec, model.as_deref(), json) as u8,
-        Cmd::Report { path, out } => report(crate::report::render_path(&path, &out).map(|written| {
-            for p in written {
-                println!("{}", p.display());
+/// Colored diagnostics only on a terminal, and never under `NO_COLOR`.
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// The spec arguments `params` and `explain` share.
+#[derive(Debug, Clone, Args)]
+pub struct SpecArgs {
+    /// `.peft` files or directories.
+    #[arg(required = true)]
+    pub spec: Vec<PathBuf>,
+    /// Model shapes: a preset (smollm2-135m, llama-3.1-8b, gemma-2b), a GGUF file or an HF directory.
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+/// Check the specs (with `--model`'s shapes) and print `f(program)`; every
+/// diagnostic goes to stderr. Returns the exit code: 2 for a bad
+/// `--model`, 1 when the specs have errors.
+fn with_program(args: &SpecArgs, f: impl Fn(&Program) -> String) -> u8 {
+    let opts = match &args.model {
+        None => Options::default(),
+        Some(m) => match preset::resolve_model_arg(m) {
+            Ok(s) => Options { model: Some(s) },
+            Err(e) => {
+                eprintln!("error: --model: {e}");
+                return 2;
             }
-        })),
-        Cmd::Run(args) => crate::train::session::cmd_run(&args) as u8,
-        Cmd::Merge(args) => report(crate::cli::merge::cmd_merge(&args)),
-        Cmd::ExportPeft(args) => report(crate::cli::merge::cmd_export_peft(&args)),
-        Cmd::Bench(args) => report(crate::cli::bench::cmd_bench(&args)),
-        Cmd::Eval(args) => report(crate::train::evaluate::run_eval_cli(&args)),
-        Cmd::BenchLoad { model, repeat } => report(crate::cli::model_files::bench_load(&model, repeat)),
-        Cmd::Inspect { model, tensors } => report(crate::cli::model_files::inspect(&model, tensors)),
-        Cmd::Tokenize { model, text } => report(crate::cli::model_files::tokenize(&model, &text)),
-        Cmd::ToHf { model, out } => report(crate::cli::model_files::to_hf(&model, &out)),
+        },
     };
-    code
+    let (p, d) = check(&args.spec, &opts);
+    if d.has_errors() || !d.items.is_empty() {
+        eprint!("{}", d.render(color()));
+    }
+    match p {
+        Some(p) => {
+            print!("{}", f(&p));
+            0
+        }
+        None => {
+            eprintln!("failed: {}", d.summary());
+            1
+        }
+    }
 }

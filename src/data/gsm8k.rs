@@ -12,6 +12,8 @@ use serde::Deserialize;
 use tokenizers::Tokenizer;
 
 use super::data_error::DataError;
+use super::example::Example;
+use crate::lang::ir::Subset;
 
 /// One GSM8K problem.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -29,27 +31,6 @@ impl Gsm8kExample {
     /// The whole text before eos: `Question: {question}\nAnswer: {answer}`.
     pub fn full_text(&self) -> String {
         format!("Question: {}\nAnswer: {}", self.question, self.answer)
-    }
-}
-
-/// A tokenized example: `ids` (eos included, possibly truncated) and the
-/// number of leading prompt tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedExample {
-    pub ids: Vec<u32>,
-    /// Tokens `ids[..prompt_len]` are the prompt; `ids[prompt_len..]` the completion.
-    pub prompt_len: usize,
-}
-
-impl EncodedExample {
-    /// Number of predicted tokens (`len - 1`).
-    pub fn num_predicted(&self) -> usize {
-        self.ids.len().saturating_sub(1)
-    }
-
-    /// Number of predicted completion tokens.
-    pub fn num_completion(&self) -> usize {
-        self.ids.len().saturating_sub(self.prompt_len.max(1))
     }
 }
 
@@ -109,7 +90,7 @@ fn encode_text(tok: &Tokenizer, text: &str) -> Result<Vec<u32>, DataError> {
 
 /// Tokenizes an example in the reference format and truncates it to
 /// `max_len` tokens (keeping the start; the eos is lost if truncated).
-pub fn encode_example(tok: &Tokenizer, ex: &Gsm8kExample, eos_id: u32, max_len: usize) -> Result<EncodedExample, DataError> {
+pub fn encode_example(tok: &Tokenizer, ex: &Gsm8kExample, eos_id: u32, max_len: usize) -> Result<Example, DataError> {
     if max_len < 2 {
         return Err(DataError::BadParameter { message: format!("max_len must be at least 2 tokens, got {max_len}") });
     }
@@ -121,10 +102,21 @@ pub fn encode_example(tok: &Tokenizer, ex: &Gsm8kExample, eos_id: u32, max_len: 
     let prompt_len = prompt.iter().zip(&ids).take_while(|(a, b)| a == b).count();
     ids.truncate(max_len);
     let prompt_len = prompt_len.min(ids.len());
-    Ok(EncodedExample { ids, prompt_len })
+    Ok(Example { tokens: ids, prompt_len })
 }
 
 /// Encodes many examples.
-pub fn encode_all(tok: &Tokenizer, examples: &[Gsm8kExample], eos_id: u32, max_len: usize) -> Result<Vec<EncodedExample>, DataError> {
+pub fn encode_all(tok: &Tokenizer, examples: &[Gsm8kExample], eos_id: u32, max_len: usize) -> Result<Vec<Example>, DataError> {
     examples.iter().map(|e| encode_example(tok, e, eos_id, max_len)).collect()
+}
+
+/// A split of a GSM8K directory (see [`resolve_split`] for what `data` may
+/// name), `subset` of it, encoded by [`encode_example`].
+pub fn load_split(data: &Path, split: &str, subset: Subset, tok: &Tokenizer, eos_id: u32, max_len: usize) -> Result<Vec<Example>, DataError> {
+    let path = resolve_split(&data.to_string_lossy(), split)?;
+    let mut all = read_jsonl(&path)?;
+    if let Subset::First(n) = subset {
+        all.truncate(n);
+    }
+    encode_all(tok, &all, eos_id, max_len)
 }

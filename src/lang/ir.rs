@@ -90,13 +90,35 @@ pub enum Subset {
     First(usize),
 }
 
-/// Which tokens the loss is computed on.
+/// Which tokens the loss is computed on. One type for the language, the data
+/// pipeline and the trainer. Serialized capitalised (`"All"`) inside
+/// [`DataSpec`], as every run id hashes it; the trainer's settings name it
+/// in lowercase ([`LossOn::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LossOn {
     /// Every predicted token (prompt and completion).
     All,
-    /// Only the completion (answer) tokens.
+    /// Only the completion (answer) tokens, and the eos.
     Completion,
+}
+
+impl LossOn {
+    /// The spec's spelling: `all` or `completion`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossOn::All => "all",
+            LossOn::Completion => "completion",
+        }
+    }
+
+    /// Reads [`LossOn::name`]'s spelling, or the capitalised one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "all" | "All" => Some(LossOn::All),
+            "completion" | "Completion" => Some(LossOn::Completion),
+            _ => None,
+        }
+    }
 }
 
 /// `gsm8k("dir", train: N|all, test: N|all, max_len: L, loss: all|completion)`.
@@ -155,13 +177,19 @@ impl Optimizer {
     }
 }
 
+/// Serialized in lowercase, as the trainer's run ids always named it; the
+/// capitalised names of older `run.json` files still read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     /// Constant lr after warmup.
+    #[serde(alias = "Constant")]
     Constant,
     /// Cosine decay from lr to 0 over the steps after warmup.
+    #[serde(alias = "Cosine")]
     Cosine,
     /// Linear decay from lr to 0 over the steps after warmup.
+    #[serde(alias = "Linear")]
     Linear,
 }
 

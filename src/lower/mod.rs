@@ -14,9 +14,12 @@
 //! [`LinearHook`]: crate::model::hook::LinearHook
 
 mod adapter;
+pub mod adapter_file;
 pub mod from_lang;
 pub mod init;
+pub mod merge;
 mod named;
+pub mod peft_export;
 pub mod program;
 
 pub use adapter::{Adapter, ParamInfo, Site};

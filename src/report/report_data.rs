@@ -51,8 +51,7 @@ pub struct RunRow {
     pub run_name: String,
     pub scheme: String,
     pub args: Vec<ArgCell>,
-    /// `complete`, `incomplete`, `diverged`, `failed`, `missing` or `unreadable`.
-    pub status: String,
+    pub status: RowStatus,
     /// Short status label, e.g. `diverged (epoch 2, step 17)`.
     pub status_text: String,
     /// Error message or other detail; empty when none.
@@ -194,27 +193,60 @@ pub fn slug(name: &str) -> String {
     if s.is_empty() { "_".into() } else { s }
 }
 
-fn status_kind(e: &RunEntry) -> &'static str {
-    match e {
-        RunEntry::Recorded { metrics, .. } => match metrics.status {
-            RunStatus::Complete => "complete",
-            RunStatus::Incomplete => "incomplete",
-            RunStatus::Diverged { .. } => "diverged",
-            RunStatus::Failed { .. } => "failed",
-        },
-        RunEntry::Missing { .. } => "missing",
-        RunEntry::Unreadable { .. } => "unreadable",
+/// What the report shows of a run's state: its recorded [`RunStatus`], or
+/// why nothing could be read. Serialized in lowercase (`"complete"`), as the
+/// templates' CSS classes name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatus {
+    Complete,
+    Incomplete,
+    Diverged,
+    Failed,
+    Missing,
+    Unreadable,
+}
+
+impl RowStatus {
+    pub fn of(e: &RunEntry) -> Self {
+        match e {
+            RunEntry::Recorded { metrics, .. } => match metrics.status {
+                RunStatus::Complete => RowStatus::Complete,
+                RunStatus::Incomplete => RowStatus::Incomplete,
+                RunStatus::Diverged { .. } => RowStatus::Diverged,
+                RunStatus::Failed { .. } => RowStatus::Failed,
+            },
+            RunEntry::Missing { .. } => RowStatus::Missing,
+            RunEntry::Unreadable { .. } => RowStatus::Unreadable,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RowStatus::Complete => "complete",
+            RowStatus::Incomplete => "incomplete",
+            RowStatus::Diverged => "diverged",
+            RowStatus::Failed => "failed",
+            RowStatus::Missing => "missing",
+            RowStatus::Unreadable => "unreadable",
+        }
+    }
+
+    /// Sort class: lower is listed first.
+    fn class(self) -> u8 {
+        match self {
+            RowStatus::Complete => 0,
+            RowStatus::Incomplete | RowStatus::Diverged => 1,
+            RowStatus::Failed => 2,
+            RowStatus::Unreadable => 3,
+            RowStatus::Missing => 4,
+        }
     }
 }
 
-/// Sort class of a status: lower is listed first.
-fn status_class(kind: &str) -> u8 {
-    match kind {
-        "complete" => 0,
-        "incomplete" | "diverged" => 1,
-        "failed" => 2,
-        "unreadable" => 3,
-        _ => 4,
+impl std::fmt::Display for RowStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -329,7 +361,7 @@ fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
 
 /// Stable order: the overall ranking.
 fn overall_cmp(a: &RunEntry, b: &RunEntry) -> Ordering {
-    let (ka, kb) = (status_class(status_kind(a)), status_class(status_kind(b)));
+    let (ka, kb) = (RowStatus::of(a).class(), RowStatus::of(b).class());
     let params = |e: &RunEntry| e.metrics().map(|m| m.trainable_params).unwrap_or(u64::MAX);
     ka.cmp(&kb)
         .then_with(|| if ka <= 1 { best_bits(a).total_cmp(&best_bits(b)) } else { Ordering::Equal })
@@ -394,13 +426,13 @@ impl ReportData {
 
         let mut counts = Counts { total: rows.len(), ..Counts::default() };
         for r in &rows {
-            match r.status.as_str() {
-                "complete" => counts.complete += 1,
-                "incomplete" => counts.incomplete += 1,
-                "diverged" => counts.diverged += 1,
-                "failed" => counts.failed += 1,
-                "missing" => counts.missing += 1,
-                _ => counts.unreadable += 1,
+            match r.status {
+                RowStatus::Complete => counts.complete += 1,
+                RowStatus::Incomplete => counts.incomplete += 1,
+                RowStatus::Diverged => counts.diverged += 1,
+                RowStatus::Failed => counts.failed += 1,
+                RowStatus::Missing => counts.missing += 1,
+                RowStatus::Unreadable => counts.unreadable += 1,
             }
         }
 
@@ -485,7 +517,7 @@ impl ReportData {
             epoch_columns,
             base,
             base_varies,
-            problems: rows.iter().filter(|r| r.status != "complete").cloned().collect(),
+            problems: rows.iter().filter(|r| r.status != RowStatus::Complete).cloned().collect(),
             rows,
             groups,
             plots,
@@ -504,13 +536,13 @@ impl ReportData {
         is_best: bool,
     ) -> RunRow {
         let dash = || "—".to_string();
-        let kind = status_kind(e);
+        let kind = RowStatus::of(e);
         let mut row = RunRow {
             rank: index + 1,
             run_name: e.run_name().to_string(),
             scheme: e.scheme(),
             args: Vec::new(),
-            status: kind.to_string(),
+            status: kind,
             status_text: kind.to_string(),
             status_detail: String::new(),
             params: dash(),

@@ -93,6 +93,37 @@ pub struct RunMetrics {
 }
 
 impl RunMetrics {
+    /// A `RunMetrics` with every field empty or zero, for callers to fill.
+    pub fn blank(experiment: &str, run_name: &str, run_id: &str) -> Self {
+        RunMetrics {
+            peftc_version: env!("CARGO_PKG_VERSION").to_string(),
+            experiment: experiment.to_string(),
+            run_name: run_name.to_string(),
+            run_id: run_id.to_string(),
+            scheme: String::new(),
+            args: Default::default(),
+            swept: vec![],
+            formula: String::new(),
+            status: RunStatus::Incomplete,
+            trainable_params: 0,
+            loss_on: "all".to_string(),
+            epochs_planned: 0,
+            epochs: vec![],
+            best: None,
+            base: None,
+            wall_seconds: 0.0,
+            train_tokens_per_s: 0.0,
+            backend: String::new(),
+            device: String::new(),
+            precision: "f32".to_string(),
+            seed: 0,
+            spec_hash: String::new(),
+            dataset_hash: String::new(),
+            model: String::new(),
+            git_commit: None,
+        }
+    }
+
     /// The epoch with the lowest test loss over the selected tokens.
     pub fn compute_best(&self) -> Option<BestTest> {
         self.epochs

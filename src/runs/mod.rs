@@ -1,9 +1,18 @@
-//! The `runs/<experiment>/<run>/` contract.
+//! The `runs/<experiment>/<run>/` contract: what is on disk, under which
+//! names, in which format.
 //!
-//! Enters: what a training session records. Leaves: files on disk that
-//! `peftc run` (skip/resume), `merge`, `export-peft` and the reports read
-//! back. Every file is written atomically ([`atomic::write_atomic`]).
+//! Enters: what a training session records. Leaves: files that `peftc run`
+//! (skip/resume), `merge`, `export-peft` and the reports read back.
+//! [`RunDir`] owns every file name; [`metrics::RunMetrics`] is
+//! `metrics.json`; [`tensor_file`] the f32 safetensors of adapters and
+//! optimizer states. Every file is written atomically
+//! ([`atomic::write_atomic`], also used for model files and reports). This
+//! stage depends on no other: the run id that names a run's content is
+//! computed by the trainer ([`crate::train::run_id`]).
 
 pub mod atomic;
 pub mod metrics;
 pub mod tensor_file;
+pub mod run_dir;
+
+pub use run_dir::RunDir;

@@ -1,28 +1,29 @@
 //! The epoch loop: training steps on the autodiff backend, evaluation on the
 //! inner backend, end-of-epoch checkpoints and resumption.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::HashMap;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::data::{Example, LossOn, make_batch, shuffled};
-use super::loss::{nll_sums, step_gradients};
-use crate::model::causal_lm::CausalLm;
+use super::checkpoint;
+use super::evaluate::{EvalPlan, evaluate};
+use super::loss::step_gradients;
 use super::optim::{Optimizer, OptimizerConfig, clip_global_norm};
 use super::schedule::Schedule;
-use crate::runs::tensor_file::{self as st, F32Tensor};
-use crate::runs::atomic::write_atomic;
-use crate::model::hook::LinearHook;
+use crate::data::{Example, LossOn};
 use crate::lower::Adapter;
+use crate::lower::adapter_file::save_adapter;
+use crate::model::causal_lm::CausalLm;
+use crate::runs::RunDir;
 use crate::runs::metrics::{EpochMetrics, RunMetrics, RunStatus};
 
-/// Everything about training that affects the result.
+/// Everything about training that affects the result (hashed into the run
+/// id: see [`super::run_id`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
@@ -33,7 +34,25 @@ pub struct TrainConfig {
     pub batch: usize,
     pub max_len: usize,
     pub seed: u64,
+    /// Named in lowercase here (`"all"`), as run ids always hashed it.
+    #[serde(with = "loss_on_lowercase")]
     pub loss_on: LossOn,
+}
+
+/// [`LossOn`] by its lowercase name ([`LossOn::name`]).
+mod loss_on_lowercase {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::data::LossOn;
+
+    pub fn serialize<S: Serializer>(v: &LossOn, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LossOn, D::Error> {
+        let name = String::deserialize(d)?;
+        LossOn::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown loss `{name}` (all or completion)")))
+    }
 }
 
 /// How a training session behaves (does not affect results, but for the
@@ -50,43 +69,33 @@ pub struct TrainOptions {
     /// Batch size for evaluation (defaults to the training batch).
     pub eval_batch: Option<usize>,
     /// Micro-batches per step computed on parallel threads (0 or 1: one);
-    /// see [`crate::train::backend::training_workers`].
+    /// see [`super::backend::training_workers`].
     pub workers: usize,
+}
+
+/// What a run trains and evaluates: the model as the autodiff backend sees
+/// it (training) and as its inner backend sees it (evaluation), the data,
+/// and the device.
+pub struct TrainInputs<'a, B: AutodiffBackend, M, E> {
+    pub model: &'a M,
+    pub eval_model: &'a E,
+    pub train: &'a [Example],
+    pub test: &'a [Example],
+    pub device: &'a B::Device,
 }
 
 pub const LN2: f64 = std::f64::consts::LN_2;
 
-/// Test losses in bits per token over all predicted tokens and over the
-/// completion tokens, on any backend (use the inner one: no autodiff).
-pub fn evaluate<B: Backend, M: CausalLm<B> + Sync, H: LinearHook<B> + Sync>(
-    model: &M,
-    hook: &H,
-    examples: &[Example],
-    batch: usize,
-    max_len: usize,
-    workers: usize,
-    device: &B::Device,
-) -> (f64, f64) {
-    // Sorted by length, in micro-batches of a batch / workers: per-token
-    // losses do not depend on how right-padded sequences are grouped, and
-    // similar lengths waste little on padding.
-    let mut refs: Vec<&Example> = examples.iter().collect();
-    refs.sort_by_key(|e| e.tokens.len());
-    let micro = batch.max(1).div_ceil(workers.max(1));
-    let chunks: Vec<&[&Example]> = refs.chunks(micro).collect();
-    let sums = crate::train::parallel::par_map(&chunks, workers, |chunk| {
-        let b = make_batch::<B>(chunk, max_len, device);
-        let s = nll_sums(model, b.inputs.clone(), hook, b.targets, &[&b.mask_all, &b.mask_completion]);
-        (s[0], s[1], b.n_all, b.n_completion)
-    });
-    let (mut sa, mut sc, mut na, mut nc) = (0f64, 0f64, 0u64, 0u64);
-    for (a, c, n_a, n_c) in sums {
-        sa += a;
-        sc += c;
-        na += n_a;
-        nc += n_c;
+/// Deterministic permutation of `0..n` for `(seed, epoch)` (Fisher–Yates).
+pub fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    use rand::Rng;
+    let mut rng = crate::lower::init::stream(seed, &format!("shuffle-{epoch}"));
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.random_range(0..=i);
+        idx.swap(i, j);
     }
-    (sa / na.max(1) as f64 / LN2, sc / nc.max(1) as f64 / LN2)
+    idx
 }
 
 /// Clips the adapter's gradients to global norm `clip` and takes one
@@ -104,100 +113,47 @@ pub fn apply_gradients<B: AutodiffBackend>(
     adapter.set_params(new.into_iter().map(Tensor::from_inner).collect());
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CheckpointState {
-    run_id: String,
-    epoch: usize,
-    step: u64,
-}
-
-fn params_map<B: Backend>(adapter: &Adapter<B>) -> BTreeMap<String, F32Tensor> {
-    adapter
-        .params()
-        .iter()
-        .zip(adapter.param_infos())
-        .map(|(p, i)| {
-            let data = p.to_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
-            (i.name.clone(), F32Tensor { shape: i.shape.clone(), data })
-        })
-        .collect()
-}
-
-/// Save the adapter's trainable tensors (named as [`crate::lower::ParamInfo`]).
-pub fn save_adapter<B: Backend>(adapter: &Adapter<B>, path: &Path, metadata: HashMap<String, String>) -> Result<()> {
-    st::save(path, &params_map(adapter), Some(metadata))
-}
-
-/// Load trainable tensors saved by [`save_adapter`] into `adapter`.
-pub fn load_adapter<B: Backend>(adapter: &mut Adapter<B>, path: &Path, device: &B::Device) -> Result<()> {
-    let map = st::load(path)?;
-    let mut params = Vec::new();
-    for info in adapter.param_infos() {
-        let t = map.get(&info.name).with_context(|| format!("{}: missing tensor `{}`", path.display(), info.name))?;
-        if t.data.len() != info.numel() {
-            bail!("{}: tensor `{}` has {} values, expected {}", path.display(), info.name, t.data.len(), info.numel());
-        }
-        params.push(Tensor::<B, 1>::from_data(TensorData::new(t.data.clone(), [t.data.len()]).convert::<B::FloatElem>(), device));
-    }
-    adapter.set_params(params);
-    Ok(())
-}
-
-fn write_metrics(dir: &Path, m: &RunMetrics) -> Result<()> {
-    write_atomic(&dir.join("metrics.json"), serde_json::to_string_pretty(m)?.as_bytes())
-}
-
-/// Train `adapter` for the remaining epochs of `cfg`, resuming from
-/// `dir/checkpoint` when it holds this run's last end-of-epoch state.
-/// Updates and writes `dir/metrics.json` after every epoch; on completion
-/// writes `dir/adapter.safetensors`. A NaN/Inf loss ends the run with status
+/// Train `adapter` for the remaining epochs of `cfg`, resuming from the
+/// run's checkpoint when it holds this run's last end-of-epoch state.
+/// Updates and writes `metrics.json` after every epoch; on completion
+/// writes the trained adapter. A NaN/Inf loss ends the run with status
 /// `Diverged` (returned as `Ok`); I/O problems are errors.
-#[allow(clippy::too_many_arguments)]
-pub fn fit<B: AutodiffBackend, M: CausalLm<B> + Sync, E: CausalLm<B::InnerBackend> + Sync>(
-    model: &M,
-    eval_model: &E,
+pub fn fit<B, M, E>(
+    inputs: &TrainInputs<B, M, E>,
     adapter: &mut Adapter<B>,
-    train: &[Example],
-    test: &[Example],
     cfg: &TrainConfig,
-    dir: &Path,
+    run: &RunDir,
     metrics: &mut RunMetrics,
     opts: &TrainOptions,
-    device: &B::Device,
-) -> Result<()> {
+) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: CausalLm<B> + Sync,
+    E: CausalLm<B::InnerBackend> + Sync,
+{
+    let TrainInputs { model, eval_model, train, test, device } = *inputs;
     let session = Instant::now();
-    let wall_before = metrics.wall_seconds;
-    let ckpt = dir.join("checkpoint");
+    let mut wall_before = metrics.wall_seconds;
     let mut opt = Optimizer::<B::InnerBackend>::new(cfg.optimizer.clone(), adapter.params().len());
     let mut start_epoch = 1;
-    // Resume from the last end-of-epoch checkpoint of this very run.
-    if let Ok(text) = std::fs::read_to_string(ckpt.join("state.json")) {
-        let state: CheckpointState = serde_json::from_str(&text).context("reading checkpoint/state.json")?;
-        let prev: Option<RunMetrics> =
-            std::fs::read_to_string(dir.join("metrics.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
-        if let Some(prev) = prev.filter(|p| p.run_id == metrics.run_id && state.run_id == metrics.run_id && p.epochs.len() == state.epoch) {
-            let mut inner = adapter.valid();
-            load_adapter(&mut inner, &ckpt.join("adapter.safetensors"), device)?;
-            *adapter = Adapter::from_inner(&inner);
-            opt.load_state(state.step, &st::load(&ckpt.join("optimizer.safetensors"))?, device)?;
-            metrics.epochs = prev.epochs;
-            metrics.wall_seconds = prev.wall_seconds;
-            start_epoch = state.epoch + 1;
-        }
+    if let Some(prev) = checkpoint::resume(run, &metrics.run_id, adapter, &mut opt, device)? {
+        start_epoch = prev.epochs.len() + 1;
+        metrics.epochs = prev.epochs;
+        metrics.wall_seconds = prev.wall_seconds;
+        wall_before = metrics.wall_seconds;
     }
-    let wall_before = if start_epoch > 1 { metrics.wall_seconds } else { wall_before };
     metrics.status = RunStatus::Incomplete;
     metrics.trainable_params = adapter.num_trainable();
-    write_metrics(dir, metrics)?;
+    run.write_metrics(metrics)?;
 
     let steps_per_epoch = train.len().div_ceil(cfg.batch.max(1)) as u64;
     let total_steps = steps_per_epoch * cfg.epochs as u64;
-    let eval_batch = opts.eval_batch.unwrap_or(cfg.batch);
+    let plan = EvalPlan { batch: opts.eval_batch.unwrap_or(cfg.batch), max_len: cfg.max_len, workers: opts.workers };
     let mut done_this_session = 0;
     for epoch in start_epoch..=cfg.epochs {
         if opts.stop_after_epochs.is_some_and(|n| done_this_session >= n) {
             metrics.wall_seconds = wall_before + session.elapsed().as_secs_f64();
-            write_metrics(dir, metrics)?;
+            run.write_metrics(metrics)?;
             return Ok(());
         }
         let order = shuffled(train.len(), cfg.seed, epoch);
@@ -220,7 +176,7 @@ pub fn fit<B: AutodiffBackend, M: CausalLm<B> + Sync, E: CausalLm<B::InnerBacken
                 let message = format!("loss became {nats} at epoch {epoch}, step {}; the run stopped (lower the learning rate or clip gradients)", si + 1);
                 metrics.status = RunStatus::Diverged { epoch, step: si + 1, message };
                 metrics.wall_seconds = wall_before + session.elapsed().as_secs_f64();
-                write_metrics(dir, metrics)?;
+                run.write_metrics(metrics)?;
                 return Ok(());
             }
             let lr = cfg.optimizer.lr * cfg.schedule.factor(opt.step, total_steps);
@@ -235,7 +191,8 @@ pub fn fit<B: AutodiffBackend, M: CausalLm<B> + Sync, E: CausalLm<B::InnerBacken
         let train_seconds = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let valid = adapter.valid();
-        let (test_all, test_completion) = evaluate(eval_model, &valid, test, eval_batch, cfg.max_len, opts.workers, device);
+        let report = evaluate(eval_model, &valid, test, plan, device, |_, _| {});
+        let (test_all, test_completion) = (report.bits_all(), report.bits_completion());
         metrics.epochs.push(EpochMetrics {
             epoch,
             train_bits: loss_sum / steps.max(1) as f64,
@@ -255,55 +212,19 @@ pub fn fit<B: AutodiffBackend, M: CausalLm<B> + Sync, E: CausalLm<B::InnerBacken
                 tokens as f64 / train_seconds.max(1e-9)
             );
         }
-        // End-of-epoch checkpoint: adapter, optimizer state, position.
-        let meta = HashMap::from([("run_id".to_string(), metrics.run_id.clone())]);
-        save_adapter(&valid, &ckpt.join("adapter.safetensors"), meta)?;
-        st::save(&ckpt.join("optimizer.safetensors"), &opt.state(), None)?;
-        let state = CheckpointState { run_id: metrics.run_id.clone(), epoch, step: opt.step };
-        write_atomic(&ckpt.join("state.json"), serde_json::to_string(&state)?.as_bytes())?;
+        checkpoint::save(run, &metrics.run_id, epoch, &valid, &opt)?;
         metrics.best = metrics.compute_best();
         metrics.wall_seconds = wall_before + session.elapsed().as_secs_f64();
         let (tt, ts) = metrics.epochs.iter().fold((0u64, 0f64), |(a, b), e| (a + e.train_tokens, b + e.train_seconds));
         metrics.train_tokens_per_s = tt as f64 / ts.max(1e-9);
-        write_metrics(dir, metrics)?;
+        run.write_metrics(metrics)?;
         done_this_session += 1;
     }
     let meta = HashMap::from([("run_id".to_string(), metrics.run_id.clone()), ("scheme".to_string(), metrics.scheme.clone())]);
-    save_adapter(&adapter.valid(), &dir.join("adapter.safetensors"), meta)?;
+    save_adapter(&adapter.valid(), &run.adapter(), meta)?;
     metrics.status = RunStatus::Complete;
     metrics.best = metrics.compute_best();
     metrics.wall_seconds = wall_before + session.elapsed().as_secs_f64();
-    write_metrics(dir, metrics)?;
+    run.write_metrics(metrics)?;
     Ok(())
-}
-
-/// A `RunMetrics` with every field empty or zero, for callers to fill.
-pub fn blank_metrics(experiment: &str, run_name: &str, run_id: &str) -> RunMetrics {
-    RunMetrics {
-        peftc_version: env!("CARGO_PKG_VERSION").to_string(),
-        experiment: experiment.to_string(),
-        run_name: run_name.to_string(),
-        run_id: run_id.to_string(),
-        scheme: String::new(),
-        args: Default::default(),
-        swept: vec![],
-        formula: String::new(),
-        status: RunStatus::Incomplete,
-        trainable_params: 0,
-        loss_on: "all".to_string(),
-        epochs_planned: 0,
-        epochs: vec![],
-        best: None,
-        base: None,
-        wall_seconds: 0.0,
-        train_tokens_per_s: 0.0,
-        backend: String::new(),
-        device: String::new(),
-        precision: "f32".to_string(),
-        seed: 0,
-        spec_hash: String::new(),
-        dataset_hash: String::new(),
-        model: String::new(),
-        git_commit: None,
-    }
 }

@@ -1,33 +1,15 @@
-//! Batch losses through the fused head ([`crate::model::head_loss`]): summed
-//! negative log-likelihoods for evaluation, and the training loss with the
-//! surrogate whose `backward()` gives the adapter's gradients.
+//! The training loss of a batch through the fused head
+//! ([`crate::model::head_loss`]), with the surrogate whose `backward()` gives
+//! the adapter's gradients, computed over data-parallel micro-batches.
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::data::{Batch, Example, LossOn, make_batch};
+use crate::data::{Batch, Example, LossOn};
 use crate::model::causal_lm::CausalLm;
 use crate::model::head_loss::{head_loss, surrogate};
 use crate::model::hook::LinearHook;
 use crate::lower::Adapter;
-
-/// Summed negative log-likelihood in nats over the positions of each mask.
-///
-/// # Shapes
-/// - `inputs`, `targets`, masks: `[batch, seq]`
-pub fn nll_sums<B: Backend, M: CausalLm<B>, H: LinearHook<B>>(
-    model: &M,
-    inputs: Tensor<B, 2, Int>,
-    hook: &H,
-    targets: Tensor<B, 2, Int>,
-    masks: &[&Tensor<B, 2>],
-) -> Vec<f64> {
-    let hidden = model.hidden(inputs, hook);
-    let [b, s, d] = hidden.dims();
-    let (head, head_t) = model.head();
-    let nll = head_loss(hidden.reshape([b * s, d]), &head, &head_t, targets.reshape([b * s]), None).nll;
-    masks.iter().map(|m| (nll.clone() * (*m).clone().reshape([b * s])).sum().into_scalar().elem::<f64>()).collect()
-}
 
 /// The mean training loss in nats over `mask` (`n` positions), and a scalar
 /// whose `backward()` yields the gradients of that mean with respect to the
@@ -100,7 +82,7 @@ where
     let mut sorted: Vec<&Example> = examples.to_vec();
     sorted.sort_by_key(|e| e.tokens.len());
     let per = sorted.len().div_ceil(workers.max(1)).max(1);
-    let batches: Vec<Batch<B>> = sorted.chunks(per).map(|c| make_batch::<B>(c, max_len, device)).collect();
+    let batches: Vec<Batch<B>> = sorted.chunks(per).map(|c| Batch::<B>::new(c, max_len, device)).collect();
     let n: u64 = batches.iter().map(|b| b.selected(loss_on).1).sum();
     if n == 0 {
         return None;

@@ -1,18 +1,26 @@
-//! Training: optimizers (PyTorch semantics), schedules, clipping, the epoch
-//! loop with evaluation, checkpoints and resumption, and results files.
+//! Training: from a checked program, a loaded model and tokenized data to
+//! trained adapters and their recorded runs.
+//!
+//! Enters: [`crate::lang::ir::Program`] runs, the Burn model
+//! ([`crate::model`]), [`crate::data::Example`]s and a backend picked by the
+//! CLI ([`backend::dispatch`]). Leaves: `runs/<experiment>/<run>/`
+//! ([`crate::runs`]). A [`session`] loads each experiment once
+//! ([`session::ExperimentContext`]) and trains its runs: [`fit`] is the
+//! epoch loop (steps from [`loss`] on [`parallel`] micro-batches, [`optim`]
+//! and [`schedule`], [`evaluate`] at each epoch's end, [`checkpoint`]s), and
+//! [`run_id`] names what a run computes.
 
 pub mod backend;
-pub mod data;
+pub mod checkpoint;
 pub mod evaluate;
 pub mod fit;
 pub mod loss;
 pub mod optim;
 pub mod parallel;
+pub mod run_id;
 pub mod schedule;
 pub mod session;
 
-pub use data::{Example, LossOn};
-pub use fit::{TrainConfig, TrainOptions, blank_metrics, evaluate, fit};
-pub use crate::model::causal_lm::{CausalLm, TinyLm};
+pub use fit::{TrainConfig, TrainInputs, TrainOptions, fit};
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use schedule::{Schedule, ScheduleKind};

@@ -8,14 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleKind {
-    Constant,
-    Linear,
-    Cosine,
-}
+pub use crate::lang::ir::ScheduleKind;
 
+/// The trainer's schedule: the spec's kind with its warmup resolved to steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     pub kind: ScheduleKind,

@@ -1,60 +1,121 @@
-//! `peftc run <specs...>`: train every run of every experiment.
+//! A training session: every run of every experiment of a checked program,
+//! on one backend.
 //!
-//! Each run lives in `runs/<experiment>/<run>/` with `metrics.json`,
-//! `adapter.safetensors`, `scheme.peft` (the scheme's source) and `run.json`
-//! (the resolved run: scheme instance, train and data settings). The run id
-//! hashes everything that affects the result, so a complete run with the same
-//! id is skipped and an incomplete one resumes from its last end-of-epoch
-//! checkpoint. A failed or diverged run does not stop the others; the exit
-//! code is non-zero if any did.
+//! Each run lives in a [`RunDir`] (`runs/<experiment>/<run>/`). Its id
+//! ([`crate::train::run_id`]) hashes everything that affects the result, so a
+//! complete run with the same id is skipped and an incomplete one resumes
+//! from its last end-of-epoch checkpoint. A failed or diverged run does not
+//! stop the others; the number of such runs is returned.
 
-use std::path::{Path, PathBuf};
+use std::cell::OnceCell;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use clap::Args;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::runs::atomic::write_atomic;
-use crate::train::backend::{BackendKind, BackendTask, dispatch};
-use crate::model::hook::NoAdapter;
+use super::evaluate::{EvalPlan, evaluate};
+use super::fit::{TrainConfig, TrainInputs, TrainOptions, fit};
+use super::schedule::Schedule;
+use crate::data::{Example, gsm8k};
 use crate::lang::ir;
 use crate::lower::{Adapter, from_lang};
-use crate::runs::metrics::{BaseLoss, RunMetrics, RunStatus};
 use crate::model::Llama;
-use crate::train::{
-    Example, LossOn, Schedule, ScheduleKind, TrainConfig, TrainOptions, blank_metrics, evaluate,
-    fit,
-};
-use crate::pretrained::weights::LoadedModel;
+use crate::model::hook::NoAdapter;
+use crate::pretrained::tokenizer::Tokenizer;
+use crate::runs::RunDir;
+use crate::runs::metrics::{BaseLoss, RunMetrics, RunStatus};
+use crate::train::run_id::{self, RunIdentity};
 
-#[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    /// Spec files or directories.
-    #[arg(required = true)]
-    pub specs: Vec<PathBuf>,
-    /// ndarray (CPU), cuda or tch.
-    #[arg(long, default_value = "ndarray")]
+/// The backend a session computes on, as [`super::backend::dispatch`] hands it over.
+pub struct Compute<B: AutodiffBackend> {
+    pub device: B::Device,
+    /// `ndarray`, `cuda` or `tch`.
     pub backend: String,
-    /// Results root.
-    #[arg(long, default_value = "runs")]
+    /// The device in words (recorded in `metrics.json`).
+    pub device_name: String,
+    /// Data-parallel micro-batches per step ([`super::backend::training_workers`]).
+    pub workers: usize,
+}
+
+impl<B: AutodiffBackend> Compute<B> {
+    pub fn new(device: B::Device, backend: &str, device_name: &str) -> Self {
+        Compute { device, backend: backend.to_string(), device_name: device_name.to_string(), workers: super::backend::training_workers(backend) }
+    }
+}
+
+/// What the caller of a session chooses (none of it changes results).
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The results root (`runs/`).
     pub runs_dir: PathBuf,
-    /// Where the experiment reports are rendered.
-    #[arg(long, default_value = "reports")]
-    pub reports_dir: PathBuf,
     /// Only runs whose name contains this.
-    #[arg(long)]
     pub only: Option<String>,
     /// No progress bars.
-    #[arg(long)]
     pub quiet: bool,
 }
 
-/// The lowering's training settings from a checked run.
-pub fn train_config(run: &ir::Run, data: &ir::DataSpec, steps_per_epoch: usize) -> TrainConfig {
-    let o = &run.train.optimizer;
+/// Everything the runs of one experiment share: the base model (for
+/// training and, on the inner backend, for evaluation), the tokenized data,
+/// the hashes that enter every run id, and the base model's test loss
+/// (computed once, when a run first needs it).
+pub struct ExperimentContext<'a, B: AutodiffBackend> {
+    pub experiment: &'a ir::Experiment,
+    pub compute: &'a Compute<B>,
+    pub model_path: PathBuf,
+    pub model: Llama<B>,
+    pub eval_model: Llama<B::InnerBackend>,
+    pub train: Vec<Example>,
+    pub test: Vec<Example>,
+    pub hashes: ExperimentHashes,
+    base: OnceCell<BaseLoss>,
+}
+
+impl<'a, B: AutodiffBackend> ExperimentContext<'a, B> {
+    /// Load the experiment's model, tokenizer and data.
+    pub fn load(e: &'a ir::Experiment, compute: &'a Compute<B>) -> Result<Self> {
+        let model_path = model_path(e)?;
+        eprintln!("experiment {}: loading {}", e.name, model_path.display());
+        let loaded = crate::pretrained::source::load_model(&model_path)?;
+        let model_hash = run_id::file_hash(&model_path)?;
+        let tok = Tokenizer::for_model(&loaded)?;
+        let (train, test) = load_splits(e, &tok, loaded.config.eos_token_id)?;
+        let dataset_hash = run_id::dataset_hash(train.iter().chain(&test));
+        let model: Llama<B> = Llama::from_loaded(&loaded, &compute.device)?;
+        drop(loaded);
+        let eval_model = model.valid();
+        let hashes = ExperimentHashes { model: model_hash, dataset: dataset_hash };
+        Ok(ExperimentContext { experiment: e, compute, model_path, model, eval_model, train, test, hashes, base: OnceCell::new() })
+    }
+
+    /// The base model's test loss (all tokens, completion), computed once.
+    pub fn base_loss(&self, batch: usize) -> &BaseLoss {
+        self.base.get_or_init(|| {
+            let t0 = std::time::Instant::now();
+            let plan = EvalPlan { batch: batch.max(1), max_len: self.experiment.data.max_len, workers: self.compute.workers };
+            let r = evaluate(&self.eval_model, &NoAdapter, &self.test, plan, &self.compute.device, |_, _| {});
+            let (all, completion) = (r.bits_all(), r.bits_completion());
+            eprintln!(
+                "experiment {}: base model test loss {all:.4} bits (completion {completion:.4}) in {:.1}s",
+                self.experiment.name,
+                t0.elapsed().as_secs_f64()
+            );
+            BaseLoss { test_bits_all: all, test_bits_completion: completion }
+        })
+    }
+}
+
+/// The experiment's train and test examples, tokenized by `tok`.
+pub fn load_splits(e: &ir::Experiment, tok: &Tokenizer, eos: u32) -> Result<(Vec<Example>, Vec<Example>)> {
+    let split = |name: &str, subset| {
+        gsm8k::load_split(&e.data.dir, name, subset, tok.inner(), eos, e.data.max_len).with_context(|| format!("loading the {name} split"))
+    };
+    Ok((split("train", e.data.train)?, split("test", e.data.test)?))
+}
+
+/// The trainer's settings of a checked run on `train_examples` examples.
+pub fn train_config(run: &ir::Run, data: &ir::DataSpec, train_examples: usize) -> TrainConfig {
+    let steps_per_epoch = train_examples.div_ceil(run.train.batch.max(1));
     let total = (steps_per_epoch * run.train.epochs) as f64;
     let warmup = match run.train.schedule.warmup {
         ir::Warmup::None => 0,
@@ -62,80 +123,47 @@ pub fn train_config(run: &ir::Run, data: &ir::DataSpec, steps_per_epoch: usize) 
         ir::Warmup::Ratio(r) => (r * total).round() as u64,
     };
     TrainConfig {
-        optimizer: o.clone(),
-        schedule: Schedule {
-            kind: match run.train.schedule.kind {
-                ir::ScheduleKind::Constant => ScheduleKind::Constant,
-                ir::ScheduleKind::Cosine => ScheduleKind::Cosine,
-                ir::ScheduleKind::Linear => ScheduleKind::Linear,
-            },
-            warmup,
-        },
+        optimizer: run.train.optimizer.clone(),
+        schedule: Schedule { kind: run.train.schedule.kind, warmup },
         grad_clip: run.train.grad_clip,
         epochs: run.train.epochs,
         batch: run.train.batch,
         max_len: data.max_len,
         seed: run.train.seed,
-        loss_on: match data.loss {
-            ir::LossOn::All => LossOn::All,
-            ir::LossOn::Completion => LossOn::Completion,
-        },
+        loss_on: data.loss,
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+/// What every run id of an experiment shares: the hashes of its model file
+/// and of its tokenized data ([`run_id::dataset_hash`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExperimentHashes {
+    pub model: String,
+    pub dataset: String,
 }
 
-/// Hash of a file's bytes (models, data).
-pub fn file_hash(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(sha256_hex(&bytes))
-}
-
-#[derive(Serialize)]
-struct RunIdentity<'a> {
-    peftc_major_minor: &'a str,
-    scheme_source: &'a str,
-    args: &'a [ir::Arg],
-    tensors: &'a [ir::TensorDecl],
-    lets: &'a [ir::LetBinding],
-    output: &'a ir::Output,
-    targets: &'a [ir::TargetInstance],
-    train: &'a TrainConfig,
-    data: &'a ir::DataSpec,
-    model_hash: &'a str,
-    dataset_hash: &'a str,
-    backend: &'a str,
-    /// Only a bf16 run names its precision, so f32 runs keep the ids they
-    /// had before mixed precision existed.
-    #[serde(skip_serializing_if = "is_f32")]
-    precision: &'a str,
-}
-
-fn is_f32(p: &&str) -> bool {
-    *p == "f32"
-}
-
-/// GSM8K split as examples, tokenized like the reference (prompt then
-/// answer, then eos), cut to `max_len`.
-pub fn load_split(dir: &Path, split: &str, subset: ir::Subset, tok: &crate::pretrained::tokenizer::Tokenizer, eos: u32, max_len: usize) -> Result<Vec<Example>> {
-    let path = crate::data::gsm8k::resolve_split(&dir.to_string_lossy(), split)?;
-    let mut all = crate::data::gsm8k::read_jsonl(&path)?;
-    if let ir::Subset::First(n) = subset {
-        all.truncate(n);
-    }
-    all.iter()
-        .map(|ex| {
-            let mut ids = tok.encode(&ex.full_text())?;
-            ids.push(eos);
-            let prompt = tok.encode(&ex.prompt_text())?;
-            let prompt_len = prompt.iter().zip(&ids).take_while(|(a, b)| a == b).count();
-            ids.truncate(max_len);
-            Ok(Example { prompt_len: prompt_len.min(ids.len()), tokens: ids })
-        })
-        .collect()
+/// A run's id (16 hex digits) and its full hash (recorded as `spec_hash`):
+/// the [`RunIdentity`] of the run's scheme instance, its trainer settings
+/// `cfg` ([`train_config`]), the experiment's data settings and hashes, the
+/// backend and the precision it computes in.
+pub fn run_id_of(run: &ir::Run, e: &ir::Experiment, cfg: &TrainConfig, hashes: &ExperimentHashes, backend: &str, precision: &str) -> Result<(String, String)> {
+    let inst = &run.instance;
+    let identity = RunIdentity {
+        peftc_major_minor: run_id::peftc_major_minor(),
+        scheme_source: &inst.source,
+        args: &inst.params,
+        tensors: &inst.tensors,
+        lets: &inst.lets,
+        output: &inst.output,
+        targets: &inst.targets,
+        train: cfg,
+        data: &e.data,
+        model_hash: &hashes.model,
+        dataset_hash: &hashes.dataset,
+        backend,
+        precision,
+    };
+    Ok((identity.run_id()?, identity.hash()?))
 }
 
 /// Model file of an experiment.
@@ -151,55 +179,37 @@ pub fn model_path(e: &ir::Experiment) -> Result<PathBuf> {
     }
 }
 
-struct RunTask<'a> {
-    program: &'a ir::Program,
-    args: &'a RunArgs,
-}
-
-impl BackendTask for RunTask<'_> {
-    type Output = Result<usize>;
-    fn run<B: AutodiffBackend>(self, device: B::Device, backend: &str, device_name: &str) -> Result<usize> {
-        let mut failures = 0;
-        for e in &self.program.experiments {
-            failures += run_experiment::<B>(e, self.args, &device, backend, device_name)?;
-        }
-        Ok(failures)
+/// Does this run compute in bf16? Only where the backend does (see
+/// [`crate::model::precision`]); elsewhere a bf16 spec warns and runs f32.
+fn computes_bf16(run: &ir::Run, backend: &str) -> bool {
+    let wants = run.train.precision == ir::Precision::Bf16;
+    let can = super::backend::computes_bf16(backend);
+    if wants && !can {
+        eprintln!("warning: run {}: precision bf16 needs a GPU backend (cuda or tch); computing in f32 (recorded as f32)", run.name);
     }
+    wants && can
 }
 
-fn run_experiment<B: AutodiffBackend>(e: &ir::Experiment, args: &RunArgs, device: &B::Device, backend: &str, device_name: &str) -> Result<usize> {
-    let runs: Vec<&ir::Run> = e.runs.iter().filter(|r| args.only.as_ref().is_none_or(|o| r.name.contains(o.as_str()))).collect();
+/// Train every run of every experiment of `program`; returns how many
+/// failed or diverged.
+pub fn train_program<B: AutodiffBackend>(program: &ir::Program, opts: &SessionOptions, compute: &Compute<B>) -> Result<usize> {
+    let mut failures = 0;
+    for e in &program.experiments {
+        failures += train_experiment(e, opts, compute)?;
+    }
+    Ok(failures)
+}
+
+fn train_experiment<B: AutodiffBackend>(e: &ir::Experiment, opts: &SessionOptions, compute: &Compute<B>) -> Result<usize> {
+    let runs: Vec<&ir::Run> = e.runs.iter().filter(|r| opts.only.as_ref().is_none_or(|o| r.name.contains(o.as_str()))).collect();
     if runs.is_empty() {
         return Ok(0);
     }
-    let mpath = model_path(e)?;
-    eprintln!("experiment {}: loading {}", e.name, mpath.display());
-    let loaded: LoadedModel = crate::pretrained::source::load_model(&mpath)?;
-    let model_hash = file_hash(&mpath)?;
-    let tok = crate::pretrained::tokenizer::Tokenizer::for_model(&loaded)?;
-    let eos = loaded.config.eos_token_id;
-    let train = load_split(&e.data.dir, "train", e.data.train, &tok, eos, e.data.max_len)?;
-    let test = load_split(&e.data.dir, "test", e.data.test, &tok, eos, e.data.max_len)?;
-    let dataset_hash = {
-        let mut h = Sha256::new();
-        for ex in train.iter().chain(&test) {
-            for t in &ex.tokens {
-                h.update(t.to_le_bytes());
-            }
-            h.update((ex.prompt_len as u64).to_le_bytes());
-        }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
-    let model: Llama<B> = Llama::from_loaded(&loaded, device)?;
-    drop(loaded);
-    let eval_model = model.valid();
-    let exp_dir = args.runs_dir.join(&e.name);
-    // The base model's test loss, computed once, when a run first needs it.
-    let mut base: Option<(f64, f64)> = None;
+    let ctx = ExperimentContext::load(e, compute)?;
     let mut failures = 0;
     for run in runs {
-        let dir = exp_dir.join(&run.name);
-        match train_one::<B>(e, run, &model, &eval_model, &train, &test, &dir, &model_hash, &dataset_hash, &mut base, args, device, backend, device_name) {
+        let dir = RunDir::new(&opts.runs_dir, &e.name, &run.name);
+        match train_one(&ctx, run, &dir, opts) {
             Ok(m) => match &m.status {
                 RunStatus::Complete => {
                     let b = m.best.as_ref();
@@ -222,14 +232,11 @@ fn run_experiment<B: AutodiffBackend>(e: &ir::Experiment, args: &RunArgs, device
             },
             Err(err) => {
                 eprintln!("run {}: failed: {err:#}", run.name);
-                let mut m = blank_metrics(&e.name, &run.name, "");
-                if let Ok(t) = std::fs::read_to_string(dir.join("metrics.json")) {
-                    if let Ok(prev) = serde_json::from_str::<RunMetrics>(&t) {
-                        m = prev;
-                    }
-                }
+                let mut m = dir.read_metrics().unwrap_or_else(|| RunMetrics::blank(&e.name, &run.name, ""));
                 m.status = RunStatus::Failed { message: format!("{err:#}") };
-                let _ = write_atomic(&dir.join("metrics.json"), serde_json::to_string_pretty(&m).unwrap_or_default().as_bytes());
+                if let Err(w) = dir.write_metrics(&m) {
+                    eprintln!("run {}: could not record the failure: {w:#}", run.name);
+                }
                 failures += 1;
             }
         }
@@ -237,122 +244,74 @@ fn run_experiment<B: AutodiffBackend>(e: &ir::Experiment, args: &RunArgs, device
     Ok(failures)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train_one<B: AutodiffBackend>(
-    e: &ir::Experiment,
-    run: &ir::Run,
-    model: &Llama<B>,
-    eval_model: &Llama<B::InnerBackend>,
-    train: &[Example],
-    test: &[Example],
-    dir: &Path,
-    model_hash: &str,
-    dataset_hash: &str,
-    base: &mut Option<(f64, f64)>,
-    args: &RunArgs,
-    device: &B::Device,
-    backend: &str,
-    device_name: &str,
-) -> Result<RunMetrics> {
+/// Train one run into `dir`, or skip it when it is already complete.
+pub fn train_one<B: AutodiffBackend>(ctx: &ExperimentContext<B>, run: &ir::Run, dir: &RunDir, opts: &SessionOptions) -> Result<RunMetrics> {
+    let e = ctx.experiment;
     let inst = &run.instance;
-    // bf16 where the backend computes it (see `crate::model::precision`), else f32.
-    let wants_bf16 = run.train.precision == ir::Precision::Bf16;
-    let bf16 = wants_bf16 && crate::train::backend::computes_bf16(backend);
-    if wants_bf16 && !bf16 {
-        eprintln!("warning: run {}: precision bf16 needs a GPU backend (cuda or tch); computing in f32 (recorded as f32)", run.name);
-    }
+    let bf16 = computes_bf16(run, &ctx.compute.backend);
     let precision = if bf16 { "bf16" } else { "f32" };
-    let steps_per_epoch = train.len().div_ceil(run.train.batch.max(1));
-    let cfg = train_config(run, &e.data, steps_per_epoch);
-    let version = env!("CARGO_PKG_VERSION");
-    let major_minor = version.rsplit_once('.').map(|v| v.0).unwrap_or(version);
-    let identity = RunIdentity {
-        peftc_major_minor: major_minor,
-        scheme_source: &inst.source,
-        args: &inst.params,
-        tensors: &inst.tensors,
-        lets: &inst.lets,
-        output: &inst.output,
-        targets: &inst.targets,
-        train: &cfg,
-        data: &e.data,
-        model_hash,
-        dataset_hash,
-        backend,
-        precision,
-    };
-    let identity_json = serde_json::to_string(&identity)?;
-    let run_id = sha256_hex(identity_json.as_bytes())[..16].to_string();
+    let cfg = train_config(run, &e.data, ctx.train.len());
+    let (run_id, spec_hash) = run_id_of(run, e, &cfg, &ctx.hashes, &ctx.compute.backend, precision)?;
     // Skip a complete run with this id; start over when the id changed.
-    if let Ok(t) = std::fs::read_to_string(dir.join("metrics.json")) {
-        if let Ok(prev) = serde_json::from_str::<RunMetrics>(&t) {
-            if prev.run_id == run_id && prev.status == RunStatus::Complete && dir.join("adapter.safetensors").exists() {
-                eprintln!("run {}: already complete ({run_id}), skipped", run.name);
-                return Ok(prev);
-            }
-            if prev.run_id != run_id {
-                let _ = std::fs::remove_dir_all(dir.join("checkpoint"));
-            }
+    if let Some(prev) = dir.read_metrics() {
+        if prev.run_id == run_id && prev.status == RunStatus::Complete && dir.adapter().exists() {
+            eprintln!("run {}: already complete ({run_id}), skipped", run.name);
+            return Ok(prev);
+        }
+        if prev.run_id != run_id {
+            let _ = std::fs::remove_dir_all(dir.checkpoint_dir());
         }
     }
-    let workers = crate::train::backend::training_workers(backend);
-    let base = *base.get_or_insert_with(|| {
-        let t0 = std::time::Instant::now();
-        let (all, completion) = evaluate(eval_model, &NoAdapter, test, cfg.batch.max(1), e.data.max_len, workers, device);
-        eprintln!("experiment {}: base model test loss {all:.4} bits (completion {completion:.4}) in {:.1}s", e.name, t0.elapsed().as_secs_f64());
-        (all, completion)
-    });
+    let base = ctx.base_loss(cfg.batch).clone();
     // A bf16 run trains and evaluates a bf16 copy of the base model (the
     // base loss above stays the f32 model's).
     let low: Option<(Llama<B>, Llama<B::InnerBackend>)> = bf16.then(|| {
-        let m = model.clone().with_dtype(burn::tensor::FloatDType::BF16);
+        let m = ctx.model.clone().with_dtype(burn::tensor::FloatDType::BF16);
         let v = m.valid();
         (m, v)
     });
     let (model, eval_model) = match &low {
         Some((m, v)) => (m, v),
-        None => (model, eval_model),
+        None => (&ctx.model, &ctx.eval_model),
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_atomic(&dir.join("scheme.peft"), inst.source.as_bytes())?;
-    write_atomic(&dir.join("run.json"), serde_json::to_string_pretty(run)?.as_bytes())?;
+    std::fs::create_dir_all(dir.path()).with_context(|| format!("creating {}", dir.path().display()))?;
+    crate::runs::atomic::write_atomic(&dir.scheme(), inst.source.as_bytes())?;
+    crate::runs::atomic::write_atomic(&dir.run_json(), serde_json::to_string_pretty(run)?.as_bytes())?;
 
     let program = from_lang::program(inst)?;
     let sites = from_lang::sites(inst);
+    let device = &ctx.compute.device;
     let mut adapter = Adapter::<B>::build(&program, &sites, &|l, t| model.base_weight(l, t), cfg.seed, device)?;
 
-    let mut m = blank_metrics(&e.name, &run.name, &run_id);
+    let mut m = RunMetrics::blank(&e.name, &run.name, &run_id);
     m.scheme = inst.name.clone();
     m.args = inst.params.iter().map(|a| (a.name.clone(), serde_json::json!(a.value))).collect();
     m.swept = run.swept.clone();
     m.formula = scheme_formula(&inst.source);
     m.loss_on = cfg.loss_on.name().to_string();
     m.epochs_planned = cfg.epochs;
-    m.base = Some(BaseLoss { test_bits_all: base.0, test_bits_completion: base.1 });
-    m.backend = backend.to_string();
-    m.device = device_name.to_string();
+    m.base = Some(base);
+    m.backend = ctx.compute.backend.clone();
+    m.device = ctx.compute.device_name.clone();
     m.precision = precision.to_string();
     m.seed = cfg.seed;
-    m.spec_hash = sha256_hex(identity_json.as_bytes());
-    m.dataset_hash = dataset_hash.to_string();
-    m.model = model_path(e)?.display().to_string();
+    m.spec_hash = spec_hash;
+    m.dataset_hash = ctx.hashes.dataset.clone();
+    m.model = ctx.model_path.display().to_string();
     m.git_commit = git_commit();
     m.trainable_params = adapter.num_trainable();
     if m.trainable_params != inst.trainable_params {
-        return Err(anyhow!(
-            "lowered {} trainable parameters but the checker counted {}",
-            m.trainable_params,
-            inst.trainable_params
-        ));
+        return Err(anyhow!("lowered {} trainable parameters but the checker counted {}", m.trainable_params, inst.trainable_params));
     }
-    let opts = TrainOptions {
-        progress: !args.quiet,
+    let train_opts = TrainOptions {
+        progress: !opts.quiet,
         label: format!("{}/{}", e.name, run.name),
         eval_batch: Some(cfg.batch),
-        workers,
+        workers: ctx.compute.workers,
         ..Default::default()
     };
-    fit(model, eval_model, &mut adapter, train, test, &cfg, dir, &mut m, &opts, device)?;
+    let inputs = TrainInputs { model, eval_model, train: &ctx.train, test: &ctx.test, device };
+    fit(&inputs, &mut adapter, &cfg, dir, &mut m, &train_opts)?;
     Ok(m)
 }
 
@@ -369,53 +328,4 @@ pub fn scheme_formula(source: &str) -> String {
 fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// `peftc run`: returns the process exit code.
-pub fn cmd_run(args: &RunArgs) -> i32 {
-    let program = match crate::lang::load(&args.specs) {
-        Ok(p) => p,
-        Err(d) => {
-            eprint!("{}", d.render(false));
-            return 1;
-        }
-    };
-    let kind: BackendKind = match args.backend.parse() {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    match dispatch(kind, RunTask { program: &program, args }) {
-        Err(e) => {
-            eprintln!("error: {e}");
-            2
-        }
-        Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
-            1
-        }
-        Ok(Ok(0)) => {
-            render_reports(&program, args);
-            0
-        }
-        Ok(Ok(n)) => {
-            render_reports(&program, args);
-            eprintln!("error: {n} run(s) failed or diverged");
-            1
-        }
-    }
-}
-
-/// Render each experiment's report into `reports/` (problems are reported,
-/// never fatal: the runs are already saved).
-fn render_reports(program: &ir::Program, args: &RunArgs) {
-    for e in &program.experiments {
-        let planned: Vec<String> = e.runs.iter().map(|r| r.name.clone()).collect();
-        match crate::report::render_experiment_with_plan(&args.runs_dir, &e.name, &planned, &args.reports_dir) {
-            Ok(files) => files.iter().for_each(|f| eprintln!("report: {}", f.display())),
-            Err(err) => eprintln!("warning: report for {} not rendered: {err:#}", e.name),
-        }
-    }
 }

@@ -1,0 +1,9 @@
+//! Helpers shared by the integration tests.
+
+pub mod io;
+pub mod loss;
+pub mod lower;
+pub mod tiny_lm;
+
+#[allow(unused_imports)]
+pub use tiny_lm::TinyLm;

@@ -1,0 +1,112 @@
+//! Training end to end on a tiny random model: the loss falls, results files
+//! are written, and a run interrupted after an epoch resumes to the very same
+//! final metrics and weights as an uninterrupted one.
+
+use crate::support::lower as lower_common;
+
+use burn::backend::{Autodiff, NdArray};
+use lower_common::*;
+use peftc::runs::metrics::RunStatus;
+use peftc::data::{Example, LossOn};
+use peftc::runs::RunDir;
+use peftc::runs::metrics::RunMetrics;
+use peftc::runs::tensor_file as st;
+use peftc::train::{OptimizerConfig, OptimizerKind, Schedule, ScheduleKind, TrainConfig, TrainInputs, TrainOptions, fit};
+
+type B = Autodiff<NdArray<f32>>;
+
+fn examples(n: usize, seed: u64) -> Vec<Example> {
+    // A learnable pattern: token i+1 follows token i (mod 23), random starts.
+    let starts = peftc::lower::init::values(&peftc::lower::Init::Uniform { low: 0.0, high: 23.0 }, &[n], seed, "starts").unwrap();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let len = 6 + i % 4;
+            Example { tokens: (0..len).map(|k| ((*s as u32) + k as u32) % 23).collect(), prompt_len: 3 }
+        })
+        .collect()
+}
+
+fn config() -> TrainConfig {
+    TrainConfig {
+        optimizer: OptimizerConfig { weight_decay: 0.0, ..OptimizerConfig::pytorch(OptimizerKind::AdamW, 2e-2) },
+        schedule: Schedule { kind: ScheduleKind::Cosine, warmup: 2 },
+        grad_clip: Some(1.0),
+        epochs: 3,
+        batch: 4,
+        max_len: 8,
+        seed: 3,
+        loss_on: LossOn::All,
+    }
+}
+
+fn run(dir: &std::path::Path, stop_after: Option<usize>) -> peftc::runs::metrics::RunMetrics {
+    let dev = Default::default();
+    let model = tiny::<B>(&dev);
+    let eval_model = tiny::<NdArray<f32>>(&dev);
+    let mut adapter = build(&lora_gamma(4, 3.0, 1.0), &model, 0, &dev);
+    let mut m = RunMetrics::blank("tiny", "lora", "run-0001");
+    let opts = TrainOptions { stop_after_epochs: stop_after, ..Default::default() };
+    let (train, test) = (examples(20, 1), examples(8, 2));
+    let inputs = TrainInputs { model: &model, eval_model: &eval_model, train: &train, test: &test, device: &dev };
+    fit(&inputs, &mut adapter, &config(), &RunDir::at(dir), &mut m, &opts).unwrap();
+    m
+}
+
+#[test]
+fn resume_after_interruption_matches_uninterrupted_run() {
+    let full_dir = tempfile::tempdir().unwrap();
+    let full = run(full_dir.path(), None);
+    assert_eq!(full.status, RunStatus::Complete);
+    assert_eq!(full.epochs.len(), 3);
+    // The adapter learns: test loss after training is below the first epoch's train loss.
+    assert!(full.epochs[2].test_bits_all < full.epochs[0].train_bits, "{:?}", full.epochs);
+    assert!(full.best.is_some());
+
+    let dir = tempfile::tempdir().unwrap();
+    let part = run(dir.path(), Some(1));
+    assert_eq!(part.status, RunStatus::Incomplete);
+    assert_eq!(part.epochs.len(), 1);
+    let on_disk: peftc::runs::metrics::RunMetrics =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(on_disk.status, RunStatus::Incomplete);
+    let resumed = run(dir.path(), None);
+    assert_eq!(resumed.status, RunStatus::Complete);
+    assert_eq!(resumed.epochs.len(), 3);
+    for (a, b) in full.epochs.iter().zip(&resumed.epochs) {
+        assert_eq!((a.epoch, a.train_tokens), (b.epoch, b.train_tokens));
+        assert!((a.train_bits - b.train_bits).abs() < 1e-6, "{a:?} vs {b:?}");
+        assert!((a.test_bits_all - b.test_bits_all).abs() < 1e-6, "{a:?} vs {b:?}");
+        assert!((a.test_bits_completion - b.test_bits_completion).abs() < 1e-6, "{a:?} vs {b:?}");
+    }
+    let wa = st::load(&full_dir.path().join("adapter.safetensors")).unwrap();
+    let wb = st::load(&dir.path().join("adapter.safetensors")).unwrap();
+    assert_eq!(wa.keys().collect::<Vec<_>>(), wb.keys().collect::<Vec<_>>());
+    for (k, t) in &wa {
+        let d = t.data.iter().zip(&wb[k].data).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-6, "{k} differs by {d}");
+    }
+}
+
+#[test]
+fn divergence_stops_the_run_with_a_message() {
+    let dev = Default::default();
+    let model = tiny::<B>(&dev);
+    let eval_model = tiny::<NdArray<f32>>(&dev);
+    let mut adapter = build(&lora_gamma(4, 3.0, 1.0), &model, 0, &dev);
+    let mut cfg = config();
+    cfg.optimizer = OptimizerConfig::pytorch(OptimizerKind::Sgd, 1e30);
+    cfg.grad_clip = None;
+    cfg.schedule = Schedule::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = RunMetrics::blank("tiny", "lora", "run-div");
+    let (train, test) = (examples(20, 1), examples(8, 2));
+    let inputs = TrainInputs { model: &model, eval_model: &eval_model, train: &train, test: &test, device: &dev };
+    fit(&inputs, &mut adapter, &cfg, &RunDir::at(dir.path()), &mut m, &TrainOptions::default())
+        .unwrap();
+    match &m.status {
+        RunStatus::Diverged { message, .. } => assert!(message.contains("loss became"), "{message}"),
+        s => panic!("expected divergence, got {s:?}"),
+    }
+}
