@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run peftc's test suite on a fresh machine: fetch the model and data the
 # tests compare against, install the headless browser the report test uses,
-# then run every default test.
+# then the gates: formatting, clippy (warnings are errors), every default test.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -15,5 +15,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# rustfmt and clippy come with the toolchain; add them where a minimal
+# rustup profile left them out.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+
 bash scripts/setup.sh
+echo "gate: cargo fmt --check"
+cargo fmt --check
+echo "gate: cargo clippy --all-targets --locked -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked "$@"

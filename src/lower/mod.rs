@@ -1,5 +1,12 @@
 //! Lowering: a checked scheme becomes Burn tensors and a [`LinearHook`].
 //!
+//! Enters: an [`crate::lang::ir::SchemeInstance`] (converted by
+//! [`from_lang`] into the small [`program::Program`] the evaluator walks)
+//! and the base model's weights. Leaves: an [`Adapter`] — its trainable
+//! tensors, and the formula evaluated per layer and target as the model's
+//! hook; after training, the merged weights ([`merge`]) and the adapter in
+//! HF PEFT's terms ([`peft_export`]).
+//!
 //! - Storage per tying mode ([`Adapter::build`]): `per_layer` holds one tensor
 //!   per layer and target (or `across` group); `tied` holds one tensor for all
 //!   layers, kept once in the adapter and passed into every layer's

@@ -68,7 +68,7 @@ pub fn head_loss_chunked<B: Backend>(
         let end = (start + rows).min(n);
         let c = end - start;
         let h = hidden.clone().slice([start..end, 0..d]);
-        let t = targets.clone().slice([start..end]).reshape([c, 1]);
+        let t = targets.clone().narrow(0, start, c).reshape([c, 1]);
         // The product in the head's dtype (bf16 under mixed precision), the
         // softmax and the loss in full precision.
         let logits = precision::to_full(precision::cast(h, low).matmul(head.clone()));
@@ -79,7 +79,7 @@ pub fn head_loss_chunked<B: Backend>(
         let sum = e.clone().sum_dim(1);
         nlls.push(sum.clone().log().sub(z_target).reshape([c]));
         if let Some(w) = &weights {
-            let w = w.clone().slice([start..end]).reshape([c, 1]);
+            let w = w.clone().narrow(0, start, c).reshape([c, 1]);
             // (softmax − onehot) · w, without a one-hot tensor.
             let g = e.mul(w.clone().div(sum)).scatter(1, t, w.neg(), IndexingUpdateOp::Add);
             grads.push(precision::to_full(precision::cast(g, low).matmul(head_t.clone())));

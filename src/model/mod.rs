@@ -1,4 +1,12 @@
-//! The Burn Llama-family decoder (SmolLM2 and relatives), generic over the backend.
+//! The Burn Llama-family decoder (SmolLM2 and relatives), generic over the
+//! backend, and what plugs into it.
+//!
+//! Enters: a [`crate::pretrained::weights::LoadedModel`] (or a random one of
+//! a config's shapes). Leaves: [`Llama`] — hidden states and the frozen head
+//! for the trainer ([`causal_lm::CausalLm`]), every target linear routed
+//! through a [`hook::LinearHook`] (the adapter), the fused output head and
+//! loss ([`head_loss`]), and the bf16/f32 split of mixed precision
+//! ([`precision`]). One file per model part; `forward`s document their shapes.
 
 pub mod attention;
 pub mod block;

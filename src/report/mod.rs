@@ -1,5 +1,7 @@
-//! Comparison reports: Markdown and self-contained HTML with inline SVG plots,
-//! rendered from `runs/<experiment>/<run>/metrics.json`.
+//! Comparison reports: Markdown and self-contained HTML with inline SVG plots.
+//!
+//! Enters: `runs/<experiment>/<run>/metrics.json` ([`crate::runs`]) and the
+//! experiment's planned run names. Leaves: the files below.
 //!
 //! Outputs, for an experiment `E` and output folder `reports/`:
 //! - `reports/E.md` — tables, formulas, provenance; plots linked from `reports/E/`;
@@ -107,7 +109,7 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Whether `dir` has a run subdirectory holding `metrics.json`.
 fn holds_runs(dir: &Path) -> bool {
     fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path().join("metrics.json").is_file()))
+        .map(|rd| rd.filter_map(|e| e.ok()).any(|e| crate::runs::RunDir::at(&e.path()).has_metrics()))
         .unwrap_or(false)
 }
 

@@ -90,7 +90,7 @@ impl RunEntry {
     /// Read `dir/metrics.json`; never fails, bad input becomes `Missing` or `Unreadable`.
     pub fn load(dir: &Path) -> RunEntry {
         let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let path = dir.join("metrics.json");
+        let path = crate::runs::RunDir::at(dir).metrics();
         if !path.exists() {
             return RunEntry::Missing { run_name: dir_name };
         }

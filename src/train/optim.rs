@@ -115,10 +115,9 @@ impl<B: Backend> Optimizer<B> {
         self.step = step;
         for (prefix, list) in [("m", &mut self.m), ("v", &mut self.v)] {
             for (i, slot) in list.iter_mut().enumerate() {
-                *slot = match state.get(&format!("{prefix}.{i}")) {
-                    Some(t) => Some(Tensor::from_data(TensorData::new(t.data.clone(), [t.data.len()]).convert::<B::FloatElem>(), device)),
-                    None => None,
-                };
+                *slot = state
+                    .get(&format!("{prefix}.{i}"))
+                    .map(|t| Tensor::from_data(TensorData::new(t.data.clone(), [t.data.len()]).convert::<B::FloatElem>(), device));
             }
         }
         if step > 0 && self.config.kind != OptimizerKind::Sgd && self.m.iter().any(|m| m.is_none()) {
