@@ -292,9 +292,11 @@ pub enum Tying {
     Partial { k: usize },
 }
 
-/// A fill rule for one stored tensor.
+/// A fill rule for one stored tensor. `E` is the expression type of
+/// [`Init::Expr`]: the checked [`Expr`] here, the lowering's own expression
+/// after [`crate::lower::from_lang`] (one enum for both stages).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Init {
+pub enum Init<E = Expr> {
     Zeros,
     Ones,
     /// Every entry this value (e.g. `init 1 / beta`).
@@ -311,7 +313,23 @@ pub enum Init {
     /// (layer, target) at build time, e.g. `rms(W, over: in, eps: 1e-6)`.
     /// Its dims are a subset of the tensor's (broadcast to the tensor's dims).
     /// Only for `per_layer` tensors (checked).
-    Expr(Expr),
+    Expr(E),
+}
+
+impl<E> Init<E> {
+    /// The same rule with its expression (if any) converted by `f`.
+    pub fn try_map_expr<T, Err>(&self, f: impl FnOnce(&E) -> Result<T, Err>) -> Result<Init<T>, Err> {
+        Ok(match self {
+            Init::Zeros => Init::Zeros,
+            Init::Ones => Init::Ones,
+            Init::Constant(c) => Init::Constant(*c),
+            Init::Normal { mean, std } => Init::Normal { mean: *mean, std: *std },
+            Init::Uniform { low, high } => Init::Uniform { low: *low, high: *high },
+            Init::Identity => Init::Identity,
+            Init::KaimingUniform { a } => Init::KaimingUniform { a: *a },
+            Init::Expr(e) => Init::Expr(f(e)?),
+        })
+    }
 }
 
 /// Initialisation of a tensor according to its tying.

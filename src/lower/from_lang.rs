@@ -4,20 +4,11 @@
 use crate::lang::ir;
 
 use super::adapter::Site;
-use super::program::{BinOp, Expr, Init, Output, Program, TensorDecl, Tying};
+use super::program::{BinOp, Expr, Init, Output, Program, TensorDecl};
 use super::LowerError;
 
 fn init(i: &ir::Init) -> Result<Init, LowerError> {
-    Ok(match i {
-        ir::Init::Zeros => Init::Zeros,
-        ir::Init::Ones => Init::Ones,
-        ir::Init::Constant(c) => Init::Constant(*c),
-        ir::Init::Normal { mean, std } => Init::Normal { mean: *mean, std: *std },
-        ir::Init::Uniform { low, high } => Init::Uniform { low: *low, high: *high },
-        ir::Init::Identity => Init::Identity,
-        ir::Init::KaimingUniform { a } => Init::KaimingUniform { a: *a },
-        ir::Init::Expr(e) => Init::Expr(expr(e)?),
-    })
+    i.try_map_expr(expr)
 }
 
 /// Convert one checked expression.
@@ -93,11 +84,7 @@ pub fn program(s: &ir::SchemeInstance) -> Result<Program, LowerError> {
             Ok(TensorDecl {
                 name: d.name.clone(),
                 dims: d.dims.clone(),
-                tying: match d.tying {
-                    ir::Tying::PerLayer => Tying::PerLayer,
-                    ir::Tying::Tied => Tying::Tied,
-                    ir::Tying::Partial { k } => Tying::Partial { k },
-                },
+                tying: d.tying,
                 across: d.groups.iter().filter(|g| g.len() > 1).cloned().collect(),
                 init: init_,
                 mix_init,

@@ -14,35 +14,13 @@ use crate::lang::target::Target;
 /// (the batch and sequence axes flattened).
 pub const TOK: &str = "tokens";
 
-/// How a declared tensor is stored across layers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Tying {
-    /// One tensor per layer (and per target, or per `across` group).
-    PerLayer,
-    /// One tensor shared by every layer.
-    Tied,
-    /// A shared basis `[k, dims…]` mixed by a per-layer `[k]` vector.
-    Partial { k: usize },
-}
+/// How a declared tensor is stored across layers: the language's own.
+pub use crate::lang::ir::Tying;
 
-/// Initial values of a tensor.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Init {
-    Zeros,
-    Ones,
-    Constant(f64),
-    Normal { mean: f64, std: f64 },
-    Uniform { low: f64, high: f64 },
-    /// PyTorch's `kaiming_uniform_(a)`: bound = sqrt(6 / ((1 + a²) fan_in)),
-    /// fan_in = product of all dims but the last (`[in, r]` → in), as
-    /// PyTorch's `[out, in]` weight has fan_in = in.
-    KaimingUniform { a: f64 },
-    /// Ones on the diagonal of the last two dims.
-    Identity,
-    /// Computed from the base weight and constants (e.g. `rms(W, over: in)`),
-    /// per layer and target, at build time.
-    Expr(Expr),
-}
+/// Initial values of a tensor: the language's rule over the lowering's
+/// expressions (`Expr` is computed from the base weight and constants, per
+/// layer and target, at build time).
+pub type Init = crate::lang::ir::Init<Expr>;
 
 /// One declared tensor.
 #[derive(Debug, Clone, PartialEq)]
