@@ -26,6 +26,7 @@ mod lang_cli;
 mod lang_counts;
 mod lang_eval;
 mod lang_snapshots;
+mod layout;
 mod lower_specs;
 mod model_smollm2;
 mod model_speed;
