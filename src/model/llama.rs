@@ -41,26 +41,6 @@ impl LlamaConfig {
         Self { model, seed: 0, init_std: 0.2 }
     }
 
-    /// A tiny grouped-query model: vocab 64, width 32, 2 layers, 4 heads over 2 KV heads.
-    pub fn tiny() -> Self {
-        Self::new(ModelConfig {
-            architecture: "llama".into(),
-            vocab_size: 64,
-            hidden_size: 32,
-            intermediate_size: 48,
-            num_layers: 2,
-            num_heads: 4,
-            num_kv_heads: 2,
-            head_dim: 8,
-            rope_theta: 10_000.0,
-            rms_norm_eps: 1e-5,
-            max_position_embeddings: 128,
-            tie_word_embeddings: true,
-            bos_token_id: Some(1),
-            eos_token_id: 2,
-        })
-    }
-
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self

@@ -2,6 +2,7 @@
 //! shapes, masks, RoPE, the adapter hook, and agreement with an independent
 //! scalar (f64) reference forward.
 
+use crate::support::tiny_lm::tiny_llama;
 use std::cell::RefCell;
 
 use burn::backend::{Autodiff, NdArray};
@@ -9,7 +10,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData as BurnData;
 use peftc::model::hook::{LinearHook, NoAdapter};
 use peftc::model::rope::Rope;
-use peftc::model::{Llama, LlamaConfig, ModelError};
+use peftc::model::{Llama, ModelError};
 use peftc::lang::target::Target;
 use peftc::pretrained::weights::{ModelConfig, TensorStore};
 
@@ -46,7 +47,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn logits_have_batch_seq_vocab_shape() {
-    let model: Llama<B> = LlamaConfig::tiny().init(&dev());
+    let model: Llama<B> = tiny_llama().init(&dev());
     let (ids, pad) = tokens(&[vec![1, 2, 3, 4, 5], vec![6, 7, 8, 9, 10]]);
     let logits = model.forward(ids, pad, &NoAdapter);
     assert_eq!(logits.dims(), [2, 5, 64]);
@@ -55,7 +56,7 @@ fn logits_have_batch_seq_vocab_shape() {
 
 #[test]
 fn padding_does_not_change_a_sequences_logits() {
-    let model: Llama<B> = LlamaConfig::tiny().init(&dev());
+    let model: Llama<B> = tiny_llama().init(&dev());
     let short = vec![3, 14, 15, 9];
     let (ids, pad) = tokens(std::slice::from_ref(&short));
     let alone = to_vec(model.forward(ids, pad, &NoAdapter));
@@ -67,7 +68,7 @@ fn padding_does_not_change_a_sequences_logits() {
 
 #[test]
 fn attention_is_causal() {
-    let model: Llama<B> = LlamaConfig::tiny().init(&dev());
+    let model: Llama<B> = tiny_llama().init(&dev());
     let (a, pa) = tokens(&[vec![5, 6, 7, 8, 9, 10]]);
     let (b, pb) = tokens(&[vec![5, 6, 7, 40, 41, 42]]);
     let la = model.forward(a, pa, &NoAdapter);
@@ -115,7 +116,7 @@ impl LinearHook<B> for SpyHook {
 
 #[test]
 fn every_target_linear_goes_through_the_hook() {
-    let model: Llama<B> = LlamaConfig::tiny().init(&dev());
+    let model: Llama<B> = tiny_llama().init(&dev());
     let (ids, pad) = tokens(&[vec![1, 2, 3]]);
     let spy = SpyHook { calls: RefCell::new(vec![]), scale: None };
     let with_spy = to_vec(model.forward(ids.clone(), pad.clone(), &spy));
@@ -134,7 +135,7 @@ fn every_target_linear_goes_through_the_hook() {
 
 #[test]
 fn base_weight_is_the_hf_weight_transposed() {
-    let cfg = LlamaConfig::tiny().with_seed(3);
+    let cfg = tiny_llama().with_seed(3);
     let store = cfg.random_store();
     let model: Llama<B> = Llama::from_store(&cfg.model, &store, &dev()).unwrap();
     for t in [Target::K, Target::Down] {
@@ -153,7 +154,7 @@ fn base_weight_is_the_hf_weight_transposed() {
 
 #[test]
 fn missing_or_misshapen_tensors_are_reported() {
-    let cfg = LlamaConfig::tiny();
+    let cfg = tiny_llama();
     let mut store = cfg.random_store();
     store.remove("model.layers.1.mlp.up_proj.weight");
     let err = Llama::<B>::from_store(&cfg.model, &store, &dev()).unwrap_err();
@@ -253,7 +254,7 @@ fn reference_forward(c: &ModelConfig, s: &TensorStore, ids: &[usize]) -> Vec<f64
 #[test]
 fn matches_an_independent_scalar_forward() {
     for (tied, seed) in [(true, 11u64), (false, 12)] {
-        let mut cfg = LlamaConfig::tiny().with_seed(seed);
+        let mut cfg = tiny_llama().with_seed(seed);
         cfg.model.tie_word_embeddings = tied;
         let store = cfg.random_store();
         let model: Llama<B> = Llama::from_store(&cfg.model, &store, &dev()).unwrap();
@@ -282,7 +283,7 @@ fn gradients_flow_to_hook_parameters_on_autodiff() {
             if t == Target::Up { y.mul(self.s.clone().unsqueeze::<3>()) } else { y }
         }
     }
-    let model: Llama<A> = LlamaConfig::tiny().init(&dev());
+    let model: Llama<A> = tiny_llama().init(&dev());
     let hook = ScaleHook { s: Tensor::<A, 1>::ones([1], &dev()).require_grad() };
     let ids: Tensor<A, 2, Int> = Tensor::from_data(BurnData::new(vec![1i64, 2, 3, 4], [1, 4]), &dev());
     let pad: Tensor<A, 2, Bool> = Tensor::from_data(BurnData::new(vec![true; 4], [1, 4]), &dev());

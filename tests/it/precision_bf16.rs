@@ -20,7 +20,7 @@ use lower_common::*;
 use peftc::model::head_loss::head_loss;
 use peftc::model::hook::NoAdapter;
 use peftc::lower::Adapter;
-use peftc::model::{Llama, LlamaConfig};
+use peftc::model::Llama;
 use peftc::train::loss::step_gradients;
 use peftc::data::{Example, LossOn};
 use peftc::model::causal_lm::CausalLm;
@@ -31,7 +31,7 @@ type Ad = Autodiff<B>;
 const DEV: LibTorchDevice = LibTorchDevice::Cpu;
 
 fn model<Bk: Backend>(dev: &Bk::Device) -> Llama<Bk> {
-    LlamaConfig::tiny().with_seed(11).init::<Bk>(dev)
+    crate::support::tiny_lm::tiny_llama().with_seed(11).init::<Bk>(dev)
 }
 
 fn tokens<Bk: Backend>(dev: &Bk::Device) -> Tensor<Bk, 2, Int> {

@@ -1,12 +1,14 @@
-//! A tiny Llama-like decoder with random weights for fast tests: single-head
-//! attention, RMS norms without weights, SwiGLU MLP, tied output head. It
-//! implements [`CausalLm`], as the Burn Llama does, so the trainer, the
-//! lowering and the fused head can be tested in milliseconds.
+//! Tiny models for fast tests: [`tiny_llama`], a grouped-query config of the
+//! real Burn Llama, and [`TinyLm`], a Llama-like decoder with random weights
+//! (single-head attention, RMS norms without weights, SwiGLU MLP, tied
+//! output head) that implements [`CausalLm`] as the Burn Llama does, so the
+//! trainer, the lowering and the fused head can be tested in milliseconds.
 #![allow(dead_code)]
 
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 use peftc::lang::target::Target;
+use peftc::model::LlamaConfig;
 use peftc::model::causal_lm::CausalLm;
 use peftc::model::hook::LinearHook;
 
@@ -120,3 +122,22 @@ impl<B: Backend> CausalLm<B> for TinyLm<B> {
     }
 }
 
+/// A tiny grouped-query Llama: vocab 64, width 32, 2 layers, 4 heads over 2 KV heads.
+pub fn tiny_llama() -> LlamaConfig {
+    LlamaConfig::new(peftc::pretrained::weights::ModelConfig {
+        architecture: "llama".into(),
+        vocab_size: 64,
+        hidden_size: 32,
+        intermediate_size: 48,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 8,
+        rope_theta: 10_000.0,
+        rms_norm_eps: 1e-5,
+        max_position_embeddings: 128,
+        tie_word_embeddings: true,
+        bos_token_id: Some(1),
+        eos_token_id: 2,
+    })
+}
