@@ -9,6 +9,7 @@ use super::diagnostic::{Diagnostic, ErrorKind};
 use super::dims::{self, broadcast, fmt_dims, matmul_dims, shared, Sizes};
 use super::ir::{self, *};
 use super::linearity;
+use super::number;
 use crate::lang::target::Target;
 
 /// Names that cannot be declared as parameters, tensors or lets.
@@ -521,11 +522,6 @@ pub fn eval_const(e: &AstExpr, params: &BTreeMap<String, f64>) -> Result<f64, (S
     }
 }
 
-/// Format a number for names and listings: integers without a fraction.
-pub fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
-}
-
 /// Resolve the parameters of a scheme: run arguments over defaults.
 /// Returns `None` (with diagnostics) when one cannot be determined.
 pub fn resolve_params(
@@ -805,7 +801,7 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
                         let v = dim_value(&di.name).unwrap_or(0.0);
                         if !(v >= 1.0 && v.fract() == 0.0 && v < 1e9) {
                             let mut diag = Diagnostic::error(
-                                ErrorKind::DimNotPositiveInteger { dim: di.name.clone(), value: fmt_num(v) },
+                                ErrorKind::DimNotPositiveInteger { dim: di.name.clone(), value: number::plain(v) },
                                 di.span,
                             )
                             .label("used as a dimension here");
@@ -837,7 +833,7 @@ pub fn instantiate(cx: &InstantiateCtx, d: &mut Vec<Diagnostic>) -> Option<Schem
                             && !(v >= 1.0 && v.fract() == 0.0 && v < 1e9)
                         {
                             let mut dg = Diagnostic::error(
-                                ErrorKind::PartialK(format!("k must be an integer ≥ 1, but it is {}", fmt_num(v))),
+                                ErrorKind::PartialK(format!("k must be an integer ≥ 1, but it is {}", number::plain(v))),
                                 k.span,
                             )
                             .label("the number of basis tensors");

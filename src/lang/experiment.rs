@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::ast::*;
-use super::checker::{self, GivenArg, InstantiateCtx, TargetSlot, eval_const, fmt_num};
+use super::checker::{self, GivenArg, InstantiateCtx, TargetSlot, eval_const};
 use super::diagnostic::{Diagnostic, ErrorKind};
 use super::ir::*;
+use super::number;
 use super::preset;
 use super::source::normalize;
 use crate::lang::target::Target;
@@ -39,7 +40,7 @@ fn number(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<f64> {
 fn uint(e: &AstExpr, what: &str, min: u64, d: &mut Vec<Diagnostic>) -> Option<u64> {
     let v = number(e, d)?;
     if v.fract() != 0.0 || v < min as f64 || v > 1e15 {
-        err(d, ErrorKind::BadValue(format!("{what} must be an integer ≥ {min}, found {}", fmt_num(v))), e.span, "here");
+        err(d, ErrorKind::BadValue(format!("{what} must be an integer ≥ {min}, found {}", number::plain(v))), e.span, "here");
         return None;
     }
     Some(v as u64)
@@ -49,7 +50,7 @@ fn positive(e: &AstExpr, what: &str, allow_zero: bool, d: &mut Vec<Diagnostic>) 
     let v = number(e, d)?;
     if v < 0.0 || (!allow_zero && v == 0.0) {
         let bound = if allow_zero { "≥ 0" } else { "> 0" };
-        err(d, ErrorKind::BadValue(format!("{what} must be {bound}, found {}", fmt_num(v))), e.span, "here");
+        err(d, ErrorKind::BadValue(format!("{what} must be {bound}, found {}", number::plain(v))), e.span, "here");
         return None;
     }
     Some(v)
@@ -692,7 +693,7 @@ pub fn check(
             let mut good = true;
             for ((aname, vals, is_override), (v, sp)) in axes.iter().zip(&combo) {
                 if r.alias.is_none() || vals.len() > 1 {
-                    name.push_str(&format!("-{aname}={}", fmt_num(*v)));
+                    name.push_str(&format!("-{aname}={}", number::plain(*v)));
                 }
                 if *is_override {
                     let e = AstExpr { kind: AstExprKind::Num(*v), span: *sp, depth: 1 };

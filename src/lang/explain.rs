@@ -3,26 +3,9 @@
 
 use std::fmt::Write;
 
-use super::checker::fmt_num;
 use super::ir::*;
-use super::params::{args_str, thousands};
-
-/// A number with at most 6 significant digits.
-pub fn g(v: f64) -> String {
-    if v == 0.0 || (v.fract() == 0.0 && v.abs() < 1e9) {
-        return fmt_num(v);
-    }
-    let a = v.abs();
-    if !(1e-3..1e9).contains(&a) {
-        let s = format!("{v:.5e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = m.trim_end_matches('0').trim_end_matches('.');
-        return format!("{m}e{e}");
-    }
-    let digits = 6 - (a.log10().floor() as i32 + 1);
-    let s = format!("{v:.*}", digits.max(0) as usize);
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
-}
+use super::number::{significant, thousands};
+use super::params::args_str;
 
 fn prec(e: &Expr) -> u8 {
     match &e.kind {
@@ -48,7 +31,7 @@ pub fn fmt_expr(e: &Expr) -> String {
         ExprKind::W => "W".into(),
         ExprKind::Eye => "I".into(),
         ExprKind::Tensor(n) | ExprKind::Let(n) => n.clone(),
-        ExprKind::Num(v) => g(*v),
+        ExprKind::Num(v) => significant(*v),
         ExprKind::Unary { func, arg } => match func {
             UnaryFn::Neg => format!("-{}", wrap(arg, 5)),
             f => format!("{}({})", format!("{f:?}").to_lowercase(), fmt_expr(arg)),
@@ -77,7 +60,7 @@ pub fn fmt_expr(e: &Expr) -> String {
                 let _ = write!(s, ", over: {o}");
             }
             if *eps != 0.0 {
-                let _ = write!(s, ", eps: {}", g(*eps));
+                let _ = write!(s, ", eps: {}", significant(*eps));
             }
             s.push(')');
             s
@@ -98,11 +81,11 @@ fn fmt_init(i: &Init) -> String {
     match i {
         Init::Zeros => "zeros".into(),
         Init::Ones => "ones".into(),
-        Init::Constant(v) => g(*v),
-        Init::Normal { mean, std } => format!("normal({}, {})", g(*mean), g(*std)),
-        Init::Uniform { low, high } => format!("uniform({}, {})", g(*low), g(*high)),
+        Init::Constant(v) => significant(*v),
+        Init::Normal { mean, std } => format!("normal({}, {})", significant(*mean), significant(*std)),
+        Init::Uniform { low, high } => format!("uniform({}, {})", significant(*low), significant(*high)),
         Init::Identity => "identity".into(),
-        Init::KaimingUniform { a } => format!("kaiming_uniform(a: {})", g(*a)),
+        Init::KaimingUniform { a } => format!("kaiming_uniform(a: {})", significant(*a)),
         Init::Expr(e) => fmt_expr(e),
     }
 }
@@ -182,14 +165,14 @@ pub fn instance(inst: &SchemeInstance, title: &str) -> String {
     let _ = writeln!(s, "  {kind} = {}", fmt_expr(e));
     let _ = writeln!(s, "  FLOPs per token and layer (contraction order as printed):");
     for t in &inst.targets {
-        let _ = write!(s, "    {:<4} in {:>5} out {:>5}: {:>12}", t.target.name(), t.sizes["in"], t.sizes["out"], g(t.flops_per_token));
+        let _ = write!(s, "    {:<4} in {:>5} out {:>5}: {:>12}", t.target.name(), t.sizes["in"], t.sizes["out"], significant(t.flops_per_token));
         if t.flops_per_step > 0.0 {
-            let _ = write!(s, "  (+ {} per step)", g(t.flops_per_step));
+            let _ = write!(s, "  (+ {} per step)", significant(t.flops_per_step));
         }
         s.push('\n');
     }
     let total: f64 = inst.targets.iter().map(|t| t.flops_per_token * t.layers.len() as f64).sum();
-    let _ = writeln!(s, "    all layers and targets: {} FLOPs per token", g(total));
+    let _ = writeln!(s, "    all layers and targets: {} FLOPs per token", significant(total));
     let m = &inst.mergeability;
     if m.linear {
         let f = m.merged.as_ref().map(fmt_expr).unwrap_or_default();

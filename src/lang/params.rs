@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::checker::TargetSlot;
 use super::ir::*;
+use super::number::{self, thousands};
 
 /// Stored tensors of a scheme on the given targets.
 pub fn storage(decls: &[TensorDecl], targets: &[TargetSlot], params: &BTreeMap<String, f64>) -> Vec<ParamStorage> {
@@ -36,19 +37,6 @@ pub fn storage(decls: &[TensorDecl], targets: &[TargetSlot], params: &BTreeMap<S
                 }
             }
         }
-    }
-    out
-}
-
-/// Group thousands: `2442240` → `2,442,240`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
     }
     out
 }
@@ -144,5 +132,5 @@ pub fn report(p: &Program) -> String {
 }
 
 pub fn args_str(a: &[Arg]) -> String {
-    a.iter().map(|a| format!("{}: {}", a.name, super::checker::fmt_num(a.value))).collect::<Vec<_>>().join(", ")
+    a.iter().map(|a| format!("{}: {}", a.name, number::plain(a.value))).collect::<Vec<_>>().join(", ")
 }
