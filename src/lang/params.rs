@@ -1,45 +1,11 @@
-//! Exact parameter counts: the storage every tensor needs under its tying,
-//! and the `peftc params` table.
+//! The `peftc params` report: a checked program's exact parameter counts,
+//! per run and per stored tensor (the storage the checker computed under
+//! each tensor's tying).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::checker::TargetSlot;
 use super::ir::*;
 use super::number::{self, thousands};
-
-/// Stored tensors of a scheme on the given targets.
-pub fn storage(decls: &[TensorDecl], targets: &[TargetSlot], params: &BTreeMap<String, f64>) -> Vec<ParamStorage> {
-    let mut out = Vec::new();
-    for t in decls {
-        for g in &t.groups {
-            let Some(slot) = targets.iter().find(|s| s.target == g[0]) else { continue };
-            let shape: Vec<usize> = t
-                .dims
-                .iter()
-                .map(|d| match d.as_str() {
-                    "in" => slot.in_dim,
-                    "out" => slot.out_dim,
-                    p => params.get(p).map(|v| *v as usize).unwrap_or(0),
-                })
-                .collect();
-            let layers = slot.layers.len();
-            let mut push = |part: StoragePart, shape: Vec<usize>| {
-                let numel = shape.iter().fold(1u64, |a, &x| a.saturating_mul(x as u64));
-                out.push(ParamStorage { tensor: t.name.clone(), part, targets: g.clone(), shape, numel, trainable: t.trainable });
-            };
-            match t.tying {
-                Tying::PerLayer => push(StoragePart::Full, [vec![layers], shape].concat()),
-                Tying::Tied => push(StoragePart::Full, shape),
-                Tying::Partial { k } => {
-                    push(StoragePart::Basis, [vec![k], shape].concat());
-                    push(StoragePart::Mix, vec![layers, k]);
-                }
-            }
-        }
-    }
-    out
-}
 
 fn part_name(p: StoragePart) -> &'static str {
     match p {
