@@ -1,0 +1,106 @@
+//! Sharing of tensors across target modules: a tensor's `across (…)`
+//! clause enters; its sharing groups over the adapted targets leave (every
+//! target in exactly one group, the targets of a group of equal shapes and
+//! layers), or diagnostics.
+
+use std::collections::BTreeMap;
+
+use super::target_slot::{TargetSlot, size_of};
+use crate::lang::ast::*;
+use crate::lang::diagnostic::{Diagnostic, ErrorKind};
+use crate::lang::ir::*;
+use crate::lang::target::Target;
+
+pub(super) fn k_span(t: &AstTying) -> Span {
+    match t {
+        AstTying::Partial(k) => k.span,
+        _ => Span::new(0, 0, 0),
+    }
+}
+
+/// Resolve `across (…)` into sharing groups over the adapted targets.
+pub(super) fn across_groups(
+    t: &AstTensor,
+    dims: &[Dim],
+    params: &BTreeMap<String, f64>,
+    targets: &[TargetSlot],
+    d: &mut Vec<Diagnostic>,
+) -> Option<Vec<Vec<Target>>> {
+    let mut assigned: BTreeMap<Target, Span> = BTreeMap::new();
+    let mut groups: Vec<Vec<Target>> = Vec::new();
+    let mut ok = true;
+    for set in &t.across {
+        let mut g = Vec::new();
+        let mut first: Option<(&TargetSlot, Span)> = None;
+        for id in set {
+            let tgt = match id.name.parse::<Target>() {
+                Ok(x) => x,
+                Err(_) => {
+                    d.push(Diagnostic::error(ErrorKind::UnknownTarget(id.name.clone()), id.span).label("in `across`"));
+                    ok = false;
+                    continue;
+                }
+            };
+            if let Some(prev) = assigned.insert(tgt, id.span) {
+                d.push(
+                    Diagnostic::error(ErrorKind::AcrossTarget(format!("target `{tgt}` is in two groups")), id.span)
+                        .label("again here")
+                        .with(prev, "first here"),
+                );
+                ok = false;
+                continue;
+            }
+            // Targets not adapted by this experiment are skipped.
+            let Some(slot) = targets.iter().find(|s| s.target == tgt) else { continue };
+            if let Some((f, fspan)) = first {
+                let shape = |s: &TargetSlot| -> Vec<usize> { dims.iter().filter_map(|x| size_of(x, s, params)).collect() };
+                if shape(f) != shape(slot) {
+                    d.push(
+                        Diagnostic::error(
+                            ErrorKind::AcrossShapeMismatch {
+                                tensor: t.name.name.clone(),
+                                a: format!("`{}` {:?}", f.target, shape(f)),
+                                b: format!("`{}` {:?}", slot.target, shape(slot)),
+                            },
+                            id.span,
+                        )
+                        .label(format!("`{}` has shape {:?} here", slot.target, shape(slot)))
+                        .with(fspan, format!("tied here with shape {:?}", shape(f)))
+                        .with(t.dims_span, "the tensor's dims"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                if f.layers != slot.layers {
+                    d.push(
+                        Diagnostic::error(
+                            ErrorKind::AcrossTarget(format!(
+                                "`{}` and `{}` are adapted on different layers ({:?} vs {:?})",
+                                f.target, slot.target, f.layers, slot.layers
+                            )),
+                            id.span,
+                        )
+                        .label("shared here")
+                        .with(fspan, "tied here"),
+                    );
+                    ok = false;
+                    continue;
+                }
+            } else {
+                first = Some((slot, id.span));
+            }
+            g.push(tgt);
+        }
+        if !g.is_empty() {
+            g.sort();
+            groups.push(g);
+        }
+    }
+    for s in targets {
+        if !assigned.contains_key(&s.target) {
+            groups.push(vec![s.target]);
+        }
+    }
+    groups.sort();
+    ok.then_some(groups)
+}
