@@ -1,9 +1,13 @@
-//! What an instance costs: its declarations and targets enter; the storage
-//! every tensor needs under its tying, with exact element counts, leaves.
+//! What an instance costs: its typed output and lets, declarations and
+//! per-target sizes enter; leave the contraction order of every `@` chain
+//! (cheapest summed over the targets), the storage every tensor needs under
+//! its tying with exact element counts, and the FLOPs per token and per
+//! step on each target.
 
 use std::collections::BTreeMap;
 
 use super::target_slot::TargetSlot;
+use crate::lang::dims::{self, Sizes};
 use crate::lang::ir::*;
 
 /// Stored tensors of a scheme on the given targets.
@@ -42,3 +46,47 @@ pub fn storage(decls: &[TensorDecl], targets: &[TargetSlot], params: &BTreeMap<S
 /// Token count used to choose contraction orders (a typical step:
 /// batch 8 × 256 tokens).
 pub const NOMINAL_TOKENS: usize = 2048;
+
+/// `sizes` with `tokens` at [`NOMINAL_TOKENS`]: the sizes contraction orders
+/// and FLOPs are costed with.
+pub(super) fn with_nominal_tokens(sizes: &Sizes) -> Sizes {
+    let mut with_tokens: Sizes = sizes.clone();
+    with_tokens.insert(TOKENS.into(), NOMINAL_TOKENS);
+    with_tokens
+}
+
+/// The output and the lets with every `@` chain re-associated into the
+/// order that costs least summed over `size_sets` (one per target).
+pub(super) fn contraction_order(output: Expr, lets: Vec<LetBinding>, size_sets: &[Sizes]) -> (Expr, Vec<LetBinding>) {
+    let out_expr = dims::reassociate(output, size_sets);
+    let let_list: Vec<LetBinding> = lets
+        .into_iter()
+        .map(|l| LetBinding { expr: dims::reassociate(l.expr, size_sets), ..l })
+        .collect();
+    (out_expr, let_list)
+}
+
+/// The exact number of trainable parameters: the trainable storage summed.
+pub(super) fn trainable_count(storage: &[ParamStorage]) -> u64 {
+    storage.iter().filter(|s| s.trainable).fold(0u64, |a, s| a.saturating_add(s.numel))
+}
+
+/// Every adapted target with its sizes (`sizes`, without `tokens`) and the
+/// FLOPs of `output` on it, costed with `size_sets` (with `tokens`).
+pub(super) fn target_instances(
+    targets: &[TargetSlot],
+    sizes: Vec<Sizes>,
+    size_sets: &[Sizes],
+    output: &Expr,
+    lets: &BTreeMap<String, Expr>,
+) -> Vec<TargetInstance> {
+    targets
+        .iter()
+        .zip(sizes)
+        .zip(size_sets)
+        .map(|((tg, sizes), with_tokens)| {
+            let (ft, fs) = dims::flops(output, with_tokens, lets);
+            TargetInstance { target: tg.target, layers: tg.layers.clone(), sizes, flops_per_token: ft, flops_per_step: fs }
+        })
+        .collect()
+}

@@ -1,11 +1,16 @@
-//! Init rules: an `init …` clause enters; an IR [`Init`] leaves (`zeros`,
-//! `normal(mean, std)`, …, or an expression of `W` and constants), its
-//! arguments checked, or diagnostics.
+//! Init rules: a tensor's `init …` clause enters with its tying and dims;
+//! an IR [`TensorInit`] leaves (`zeros`, `normal(mean, std)`, …, an
+//! expression of `W` and constants, or `basis …, mix …` for `partial(k)`),
+//! its arguments checked and its fit to the tensor checked, or diagnostics.
+
+use std::collections::BTreeMap;
 
 use super::names::INITS;
 use super::scope::{Scope, as_num};
+use super::target_slot::{TargetSlot, size_of};
 use crate::lang::ast::*;
 use crate::lang::diagnostic::{Diagnostic, ErrorKind};
+use crate::lang::dims::{self, fmt_dims};
 use crate::lang::ir::*;
 
 /// Parse an init rule (not `basis/mix`).
@@ -123,6 +128,136 @@ pub(super) fn init_rule(e: &AstExpr, scope: &Scope, d: &mut Vec<Diagnostic>) -> 
     ))
 }
 
-pub(super) fn init_is_zero(i: &Init) -> bool {
+fn init_is_zero(i: &Init) -> bool {
     matches!(i, Init::Zeros | Init::Constant(0.0))
+}
+
+/// Whether a tensor with this init starts at zero (for a partial tensor:
+/// its basis or its mix does).
+pub(super) fn starts_at_zero(init: &TensorInit) -> bool {
+    match init {
+        TensorInit::Plain(i) => init_is_zero(i),
+        TensorInit::Partial { basis, mix } => init_is_zero(basis) || init_is_zero(mix),
+    }
+}
+
+/// The init of tensor `t` under its tying, with the span of the clause:
+/// one rule for `per_layer` and `tied`, `basis …, mix …` for `partial(k)`.
+/// `None` (reported) when it is missing, of the wrong kind or invalid.
+pub(super) fn tensor_init(t: &AstTensor, tying: Tying, scope: &Scope, d: &mut Vec<Diagnostic>) -> Option<(TensorInit, Span)> {
+    match (&t.init, tying) {
+        (None, _) => {
+            d.push(
+                Diagnostic::error(ErrorKind::InitKind(format!("tensor `{}` has no `init`", t.name.name)), t.name.span)
+                    .label("declared without an init")
+                    .note("add e.g. `init zeros` or `init normal(0, 1 / gamma)`"),
+            );
+            None
+        }
+        (Some(AstInit::BasisMix { .. }), Tying::PerLayer | Tying::Tied) => {
+            d.push(
+                Diagnostic::error(
+                    ErrorKind::InitKind("`init basis …, mix …` is only for `partial(k)` tensors".into()),
+                    t.init_span.unwrap_or(t.span),
+                )
+                .label("basis/mix init here")
+                .with(t.tying_span, "this tensor is not partially tied"),
+            );
+            None
+        }
+        (Some(AstInit::Expr(_)), Tying::Partial { .. }) => {
+            d.push(
+                Diagnostic::error(
+                    ErrorKind::InitKind("a `partial(k)` tensor needs `init basis …, mix …`".into()),
+                    t.init_span.unwrap_or(t.span),
+                )
+                .label("a single init here")
+                .with(t.tying_span, "partially tied here"),
+            );
+            None
+        }
+        (Some(AstInit::Expr(e)), _) => init_rule(e, scope, d).map(|(i, sp)| (TensorInit::Plain(i), sp)),
+        (Some(AstInit::BasisMix { basis, mix }), _) => {
+            let b = init_rule(basis, scope, d);
+            let m = init_rule(mix, scope, d);
+            match (b, m) {
+                (Some((b, bs)), Some((m, ms))) => Some((TensorInit::Partial { basis: b, mix: m }, bs.to(ms))),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Whether `init` fits tensor `t` (reported when not): an expression init
+/// only on a `per_layer` tensor, without `x`, with dims among the tensor's;
+/// `identity` only on two dims of equal size on every target.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn init_fits(
+    t: &AstTensor,
+    init: &TensorInit,
+    ispan: Span,
+    tying: Tying,
+    dims: &[Dim],
+    params: &BTreeMap<String, f64>,
+    targets: &[TargetSlot],
+    d: &mut Vec<Diagnostic>,
+) -> bool {
+    let mut ok = true;
+    // Validate expression inits.
+    let parts: Vec<&Init> = match init {
+        TensorInit::Plain(i) => vec![i],
+        TensorInit::Partial { basis, mix } => vec![basis, mix],
+    };
+    for (pi, part) in parts.iter().enumerate() {
+        match part {
+            Init::Expr(x) => {
+                if tying != Tying::PerLayer {
+                    d.push(
+                        Diagnostic::error(ErrorKind::TiedInitFromW(t.name.name.clone()), ispan)
+                            .label("depends on `W`")
+                            .with(t.tying_span, "shared between layers here"),
+                    );
+                    ok = false;
+                } else if x.depends_on_x {
+                    d.push(
+                        Diagnostic::error(ErrorKind::InitDependency("it uses the input `x`".into()), ispan)
+                            .label("uses `x`"),
+                    );
+                    ok = false;
+                } else if !dims::subset(&x.dims, dims) {
+                    d.push(
+                        Diagnostic::error(
+                            ErrorKind::InitShape(format!(
+                                "the init has dims {} but the tensor has dims {}",
+                                fmt_dims(&x.dims),
+                                fmt_dims(dims)
+                            )),
+                            ispan,
+                        )
+                        .label(format!("this has dims {}", fmt_dims(&x.dims)))
+                        .with(t.dims_span, "the tensor's dims"),
+                    );
+                    ok = false;
+                }
+            }
+            Init::Identity => {
+                let tdims = if pi == 1 { 1 } else { dims.len() };
+                let square = tdims == 2
+                    && targets.iter().all(|tg| size_of(&dims[0], tg, params) == size_of(&dims[1], tg, params));
+                if !square {
+                    d.push(
+                        Diagnostic::error(
+                            ErrorKind::InitShape("`identity` needs exactly two dimensions of equal size".into()),
+                            ispan,
+                        )
+                        .label("identity init")
+                        .with(t.dims_span, format!("dims {}", fmt_dims(dims))),
+                    );
+                    ok = false;
+                }
+            }
+            _ => {}
+        }
+    }
+    ok
 }

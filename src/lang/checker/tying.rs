@@ -1,15 +1,82 @@
-//! Sharing of tensors across target modules: a tensor's `across (…)`
-//! clause enters; its sharing groups over the adapted targets leave (every
-//! target in exactly one group, the targets of a group of equal shapes and
-//! layers), or diagnostics.
+//! Tying: a tensor's tying clause (`per_layer`, `tied`, `partial(k)`) and
+//! its `across (…)` clause enter; its IR [`Tying`] and its sharing groups
+//! over the adapted targets leave (every target in exactly one group, the
+//! targets of a group of equal shapes and layers), or diagnostics.
 
 use std::collections::BTreeMap;
 
+use super::arguments::GivenArg;
+use super::constant::eval_const;
 use super::target_slot::{TargetSlot, size_of};
 use crate::lang::ast::*;
 use crate::lang::diagnostic::{Diagnostic, ErrorKind};
 use crate::lang::ir::*;
+use crate::lang::number;
 use crate::lang::target::Target;
+
+/// The tying of tensor `t`, and whether it is valid. `partial(k)` needs a
+/// constant integer k ≥ 1 (a k that covers every layer is a warning); an
+/// invalid one is reported and read as `tied`.
+pub(super) fn tensor_tying(
+    t: &AstTensor,
+    params: &BTreeMap<String, f64>,
+    given: &BTreeMap<String, GivenArg>,
+    targets: &[TargetSlot],
+    d: &mut Vec<Diagnostic>,
+) -> (Tying, bool) {
+    let mut ok = true;
+    let tying = match &t.tying {
+        AstTying::PerLayer => Tying::PerLayer,
+        AstTying::Tied => Tying::Tied,
+        AstTying::Partial(k) => {
+            let mut diag = None;
+            let kv = match eval_const(k, params) {
+                Ok(v) => Some(v),
+                Err((sp, m)) => {
+                    d.push(Diagnostic::error(ErrorKind::NotAConstant(m), sp).label("in `partial(…)`"));
+                    ok = false;
+                    None
+                }
+            };
+            if let Some(v) = kv
+                && !(v >= 1.0 && v.fract() == 0.0 && v < 1e9)
+            {
+                let mut dg = Diagnostic::error(
+                    ErrorKind::PartialK(format!("k must be an integer ≥ 1, but it is {}", number::plain(v))),
+                    k.span,
+                )
+                .label("the number of basis tensors");
+                if let AstExprKind::Ident(n) = &k.kind
+                    && let Some(g) = given.get(n)
+                {
+                    dg = dg.with(g.span, "value given here");
+                }
+                diag = Some(dg);
+            }
+            match (kv, diag) {
+                (_, Some(dg)) => {
+                    d.push(dg);
+                    ok = false;
+                    Tying::Tied
+                }
+                (Some(v), None) => {
+                    let k = v as usize;
+                    let layers = targets.iter().map(|t| t.layers.len()).min().unwrap_or(0);
+                    if layers > 0 && k >= layers {
+                        d.push(
+                            Diagnostic::error(ErrorKind::PartialCoversLayers { k, layers }, k_span(&t.tying))
+                                .label("as expressive as `per_layer`, with more parameters")
+                                .note("use `per_layer`, or a k below the number of layers"),
+                        );
+                    }
+                    Tying::Partial { k }
+                }
+                (None, None) => Tying::Tied,
+            }
+        }
+    };
+    (tying, ok)
+}
 
 pub(super) fn k_span(t: &AstTying) -> Span {
     match t {
