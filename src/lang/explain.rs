@@ -5,11 +5,11 @@ use std::fmt::Write;
 
 use super::ir::*;
 use super::number::{significant, thousands};
-use super::params::args_str;
+use super::params::arg_list;
 
-fn prec(e: &Expr) -> u8 {
+fn precedence(e: &Expr) -> u8 {
     match &e.kind {
-        ExprKind::MatMul { lhs, rhs, .. } if lhs.kind == ExprKind::Eye => prec(rhs),
+        ExprKind::MatMul { lhs, rhs, .. } if lhs.kind == ExprKind::Eye => precedence(rhs),
         ExprKind::Binary { op: BinOp::Add | BinOp::Sub, .. } => 1,
         ExprKind::Binary { op: BinOp::Mul | BinOp::Div, .. } => 2,
         ExprKind::MatMul { .. } => 3,
@@ -24,7 +24,7 @@ fn prec(e: &Expr) -> u8 {
 pub fn fmt_expr(e: &Expr) -> String {
     let wrap = |c: &Expr, min: u8| {
         let s = fmt_expr(c);
-        if prec(c) < min { format!("({s})") } else { s }
+        if precedence(c) < min { format!("({s})") } else { s }
     };
     match &e.kind {
         ExprKind::X => "x".into(),
@@ -101,7 +101,7 @@ fn fmt_tying(t: Tying) -> String {
 /// Explain one instance.
 pub fn instance(inst: &SchemeInstance, title: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{title} = {}({})", inst.name, args_str(&inst.params));
+    let _ = writeln!(s, "{title} = {}({})", inst.name, arg_list(&inst.params));
     let _ = writeln!(s, "  tensors:");
     for t in &inst.tensors {
         let init = match &t.init {

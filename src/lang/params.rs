@@ -77,7 +77,7 @@ pub fn report(p: &Program) -> String {
             let _ = writeln!(s, "{:<w$}  {:>12}", inst.name, thousands(inst.trainable_params));
         }
         for inst in &p.schemes {
-            let _ = writeln!(s, "\nscheme {}({})", inst.name, args_str(&inst.params));
+            let _ = writeln!(s, "\nscheme {}({})", inst.name, arg_list(&inst.params));
             s.push_str(&instance_table(inst));
         }
         return s;
@@ -89,7 +89,7 @@ pub fn report(p: &Program) -> String {
             let _ = writeln!(s, "{:<w$}  {:>12}", r.name, thousands(r.instance.trainable_params));
         }
         for r in &e.runs {
-            let _ = writeln!(s, "\nrun {} = {}({})", r.name, r.scheme, args_str(&r.args));
+            let _ = writeln!(s, "\nrun {} = {}({})", r.name, r.scheme, arg_list(&r.args));
             s.push_str(&instance_table(&r.instance));
         }
         s.push('\n');
@@ -97,6 +97,6 @@ pub fn report(p: &Program) -> String {
     s
 }
 
-pub fn args_str(a: &[Arg]) -> String {
+pub fn arg_list(a: &[Arg]) -> String {
     a.iter().map(|a| format!("{}: {}", a.name, number::plain(a.value))).collect::<Vec<_>>().join(", ")
 }

@@ -106,7 +106,7 @@ impl<'s> Declarations<'s> {
             dim_names: &self.dim_names,
             used: Default::default(),
         };
-        let e = scope.ty(e, d);
+        let e = scope.type_expr(e, d);
         (e, scope.used.into_inner())
     }
 

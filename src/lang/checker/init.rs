@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::names::INITS;
-use super::scope::{Scope, as_num};
-use super::target_slot::{TargetSlot, size_of};
+use super::scope::{Scope, constant_value};
+use super::target_slot::{TargetSlot, dim_size};
 use crate::lang::ast::*;
 use crate::lang::diagnostic::{Diagnostic, ErrorKind};
 use crate::lang::dims::{self, fmt_dims};
@@ -16,8 +16,8 @@ use crate::lang::ir::*;
 /// Parse an init rule (not `basis/mix`).
 pub(super) fn init_rule(e: &AstExpr, scope: &Scope, d: &mut Vec<Diagnostic>) -> Option<(Init, Span)> {
     let cst = |a: &AstExpr, d: &mut Vec<Diagnostic>| -> Option<f64> {
-        match scope.ty(a, d) {
-            Some(x) => match as_num(&x) {
+        match scope.type_expr(a, d) {
+            Some(x) => match constant_value(&x) {
                 Some(v) if v.is_finite() => Some(v),
                 _ => {
                     d.push(
@@ -35,8 +35,8 @@ pub(super) fn init_rule(e: &AstExpr, scope: &Scope, d: &mut Vec<Diagnostic>) -> 
         AstExprKind::Call { func, args } if INITS.contains(&func.name.as_str()) => (func.name.as_str(), args.as_slice()),
         _ => {
             // An expression of W and constants.
-            let x = scope.ty(e, d)?;
-            if let Some(v) = as_num(&x) {
+            let x = scope.type_expr(e, d)?;
+            if let Some(v) = constant_value(&x) {
                 return Some((Init::Constant(v), e.span));
             }
             return Some((Init::Expr(x), e.span));
@@ -243,7 +243,7 @@ pub(super) fn init_fits(
             Init::Identity => {
                 let tdims = if pi == 1 { 1 } else { dims.len() };
                 let square = tdims == 2
-                    && targets.iter().all(|tg| size_of(&dims[0], tg, params) == size_of(&dims[1], tg, params));
+                    && targets.iter().all(|tg| dim_size(&dims[0], tg, params) == dim_size(&dims[1], tg, params));
                 if !square {
                     d.push(
                         Diagnostic::error(

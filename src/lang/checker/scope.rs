@@ -30,20 +30,23 @@ pub(super) struct Scope<'a> {
     pub(super) used: std::cell::RefCell<BTreeSet<String>>,
 }
 
-fn mk(kind: ExprKind, dims: Vec<Dim>, x: bool, t: bool) -> Expr {
+/// An IR node from its kind, dims and dependence on `x` and trainables.
+fn expr_node(kind: ExprKind, dims: Vec<Dim>, x: bool, t: bool) -> Expr {
     Expr { kind, dims, depends_on_x: x, depends_on_trainable: t }
 }
 
-fn num(v: f64) -> Expr {
-    mk(ExprKind::Num(v), vec![], false, false)
+/// A scalar constant node.
+fn constant_expr(v: f64) -> Expr {
+    expr_node(ExprKind::Num(v), vec![], false, false)
 }
 
-pub(super) fn as_num(e: &Expr) -> Option<f64> {
+/// The value of a scalar constant node.
+pub(super) fn constant_value(e: &Expr) -> Option<f64> {
     if let ExprKind::Num(v) = e.kind { Some(v) } else { None }
 }
 
 /// Fold `op` over two numbers.
-fn fold_bin(op: BinOp, a: f64, b: f64) -> f64 {
+fn fold_binary(op: BinOp, a: f64, b: f64) -> f64 {
     match op {
         BinOp::Add => a + b,
         BinOp::Sub => a - b,
@@ -55,7 +58,8 @@ fn fold_bin(op: BinOp, a: f64, b: f64) -> f64 {
     }
 }
 
-fn fold_un(f: UnaryFn, a: f64) -> f64 {
+/// Fold `f` over a number.
+fn fold_unary(f: UnaryFn, a: f64) -> f64 {
     match f {
         UnaryFn::Neg => -a,
         UnaryFn::Sqrt => a.sqrt(),
@@ -68,9 +72,9 @@ fn fold_un(f: UnaryFn, a: f64) -> f64 {
 
 impl Scope<'_> {
     /// Type an expression of the formula language.
-    pub(super) fn ty(&self, e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Expr> {
+    pub(super) fn type_expr(&self, e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Expr> {
         match &e.kind {
-            AstExprKind::Num(v) => Some(num(*v)),
+            AstExprKind::Num(v) => Some(constant_expr(*v)),
             AstExprKind::Str(_) => {
                 d.push(Diagnostic::error(ErrorKind::BadCall("a string is not a value here".into()), e.span));
                 None
@@ -84,11 +88,11 @@ impl Scope<'_> {
             }
             AstExprKind::Ident(n) => self.ident(n, e.span, d),
             AstExprKind::Neg(a) => {
-                let a = self.ty(a, d)?;
+                let a = self.type_expr(a, d)?;
                 Some(self.unary(UnaryFn::Neg, a))
             }
             AstExprKind::Bin { op, lhs, rhs } => {
-                let (l, r) = (self.ty(lhs, d), self.ty(rhs, d));
+                let (l, r) = (self.type_expr(lhs, d), self.type_expr(rhs, d));
                 let (l, r) = (l?, r?);
                 match op {
                     AstBinOp::MatMul => {
@@ -97,7 +101,7 @@ impl Scope<'_> {
                             1 => {
                                 let dims = matmul_dims(&l.dims, &r.dims, &s[0]);
                                 let (x, t) = (l.depends_on_x || r.depends_on_x, l.depends_on_trainable || r.depends_on_trainable);
-                                Some(mk(
+                                Some(expr_node(
                                     ExprKind::MatMul { lhs: Box::new(l), rhs: Box::new(r), contract: s[0].clone() },
                                     dims,
                                     x,
@@ -146,7 +150,7 @@ impl Scope<'_> {
                             AstBinOp::Mul => BinOp::Mul,
                             _ => BinOp::Div,
                         };
-                        self.broadcast_bin(bop, op.symbol(), l, r, lhs.span, rhs.span, d)
+                        self.broadcast_binary(bop, op.symbol(), l, r, lhs.span, rhs.span, d)
                     }
                 }
             }
@@ -155,7 +159,7 @@ impl Scope<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn broadcast_bin(
+    fn broadcast_binary(
         &self,
         op: BinOp,
         sym: &'static str,
@@ -184,45 +188,45 @@ impl Scope<'_> {
     }
 
     fn binary(&self, op: BinOp, l: Expr, r: Expr) -> Expr {
-        if let (Some(a), Some(b)) = (as_num(&l), as_num(&r)) {
-            return num(fold_bin(op, a, b));
+        if let (Some(a), Some(b)) = (constant_value(&l), constant_value(&r)) {
+            return constant_expr(fold_binary(op, a, b));
         }
         // Multiplying or dividing by one changes nothing but the dims (which
         // a scalar does not contribute).
-        match (op, as_num(&l), as_num(&r)) {
+        match (op, constant_value(&l), constant_value(&r)) {
             (BinOp::Mul, Some(1.0), _) => return r,
             (BinOp::Mul | BinOp::Div | BinOp::Pow, _, Some(1.0)) => return l,
             _ => {}
         }
         let dims = if op == BinOp::Pow { l.dims.clone() } else { broadcast(&l.dims, &r.dims).unwrap_or_default() };
         let (x, t) = (l.depends_on_x || r.depends_on_x, l.depends_on_trainable || r.depends_on_trainable);
-        mk(ExprKind::Binary { op, lhs: Box::new(l), rhs: Box::new(r) }, dims, x, t)
+        expr_node(ExprKind::Binary { op, lhs: Box::new(l), rhs: Box::new(r) }, dims, x, t)
     }
 
     fn unary(&self, f: UnaryFn, a: Expr) -> Expr {
-        if let Some(v) = as_num(&a) {
-            return num(fold_un(f, v));
+        if let Some(v) = constant_value(&a) {
+            return constant_expr(fold_unary(f, v));
         }
         let (dims, x, t) = (a.dims.clone(), a.depends_on_x, a.depends_on_trainable);
-        mk(ExprKind::Unary { func: f, arg: Box::new(a) }, dims, x, t)
+        expr_node(ExprKind::Unary { func: f, arg: Box::new(a) }, dims, x, t)
     }
 
     fn ident(&self, n: &str, span: Span, d: &mut Vec<Diagnostic>) -> Option<Expr> {
         match n {
-            "x" => return Some(mk(ExprKind::X, vec![TOKENS.into(), "in".into()], true, false)),
-            "W" => return Some(mk(ExprKind::W, vec!["in".into(), "out".into()], false, false)),
+            "x" => return Some(expr_node(ExprKind::X, vec![TOKENS.into(), "in".into()], true, false)),
+            "W" => return Some(expr_node(ExprKind::W, vec!["in".into(), "out".into()], false, false)),
             _ => {}
         }
         if let Some(v) = self.params.get(n) {
-            return Some(num(*v));
+            return Some(constant_expr(*v));
         }
         if let Some(t) = self.tensors.get(n) {
             self.used.borrow_mut().insert(n.to_string());
-            return Some(mk(ExprKind::Tensor(n.into()), t.dims.clone(), false, t.trainable));
+            return Some(expr_node(ExprKind::Tensor(n.into()), t.dims.clone(), false, t.trainable));
         }
         if let Some(l) = self.lets.get(n) {
             self.used.borrow_mut().insert(n.to_string());
-            return Some(mk(ExprKind::Let(n.into()), l.dims.clone(), l.depends_on_x, l.depends_on_trainable));
+            return Some(expr_node(ExprKind::Let(n.into()), l.dims.clone(), l.depends_on_x, l.depends_on_trainable));
         }
         if self.poisoned.contains(n) {
             return None;
@@ -287,7 +291,7 @@ impl Scope<'_> {
                 if !arity(1, d) {
                     return None;
                 }
-                let a = self.ty(&positional[0].value, d)?;
+                let a = self.type_expr(&positional[0].value, d)?;
                 let f = match name {
                     "sqrt" => UnaryFn::Sqrt,
                     "abs" => UnaryFn::Abs,
@@ -301,15 +305,15 @@ impl Scope<'_> {
                 if !arity(2, d) {
                     return None;
                 }
-                let (l, r) = (self.ty(&positional[0].value, d), self.ty(&positional[1].value, d));
+                let (l, r) = (self.type_expr(&positional[0].value, d), self.type_expr(&positional[1].value, d));
                 let op = if name == "min" { BinOp::Min } else { BinOp::Max };
-                self.broadcast_bin(op, if name == "min" { "min" } else { "max" }, l?, r?, positional[0].value.span, positional[1].value.span, d)
+                self.broadcast_binary(op, if name == "min" { "min" } else { "max" }, l?, r?, positional[0].value.span, positional[1].value.span, d)
             }
             "rms" | "norm" => {
                 if !arity(1, d) {
                     return None;
                 }
-                let a = self.ty(&positional[0].value, d)?;
+                let a = self.type_expr(&positional[0].value, d)?;
                 let over = match named("over") {
                     None => None,
                     Some(o) => match &o.value.kind {
@@ -338,7 +342,7 @@ impl Scope<'_> {
                 };
                 let eps = match named("eps") {
                     None => 0.0,
-                    Some(a) => match self.ty(&a.value, d).as_ref().and_then(as_num) {
+                    Some(a) => match self.type_expr(&a.value, d).as_ref().and_then(constant_value) {
                         Some(v) if v >= 0.0 => v,
                         _ => {
                             d.push(
@@ -358,7 +362,7 @@ impl Scope<'_> {
                 };
                 let (x, t) = (a.depends_on_x, a.depends_on_trainable);
                 let f = if name == "rms" { ReduceFn::Rms } else { ReduceFn::Norm };
-                Some(mk(ExprKind::Reduce { func: f, arg: Box::new(a), over, eps }, dims, x, t))
+                Some(expr_node(ExprKind::Reduce { func: f, arg: Box::new(a), over, eps }, dims, x, t))
             }
             "einsum" => self.einsum(&positional, span, d),
             n if INITS.contains(&n) => {
@@ -409,7 +413,7 @@ impl Scope<'_> {
         let mut args = Vec::new();
         let mut ok = true;
         for (inp, a) in inputs.iter().zip(&pos[1..]) {
-            let Some(e) = self.ty(&a.value, d) else {
+            let Some(e) = self.type_expr(&a.value, d) else {
                 ok = false;
                 continue;
             };
@@ -445,6 +449,6 @@ impl Scope<'_> {
         }
         let x = args.iter().any(|a| a.depends_on_x);
         let t = args.iter().any(|a| a.depends_on_trainable);
-        Some(mk(ExprKind::Einsum { inputs, output: output.clone(), args }, output, x, t))
+        Some(expr_node(ExprKind::Einsum { inputs, output: output.clone(), args }, output, x, t))
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::arguments::GivenArg;
-use super::target_slot::{TargetSlot, size_of};
+use super::target_slot::{TargetSlot, dim_size};
 use crate::lang::ast::*;
 use crate::lang::diagnostic::{Diagnostic, ErrorKind};
 use crate::lang::dims::Sizes;
@@ -83,7 +83,7 @@ pub(super) fn per_target_sizes(targets: &[TargetSlot], decls: &[TensorDecl], par
         sizes.insert("out".to_string(), tg.out_dim);
         for dd in decls {
             for x in &dd.dims {
-                if let Some(v) = size_of(x, tg, params) {
+                if let Some(v) = dim_size(x, tg, params) {
                     sizes.insert(x.clone(), v);
                 }
             }

@@ -29,7 +29,7 @@ pub fn all_targets(shapes: &ModelShapes) -> Vec<TargetSlot> {
 }
 
 /// Size of a named dim for one target.
-pub(super) fn size_of(dim: &str, tg: &TargetSlot, params: &BTreeMap<String, f64>) -> Option<usize> {
+pub(super) fn dim_size(dim: &str, tg: &TargetSlot, params: &BTreeMap<String, f64>) -> Option<usize> {
     match dim {
         "in" => Some(tg.in_dim),
         "out" => Some(tg.out_dim),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::arguments::GivenArg;
 use super::constant::eval_const;
-use super::target_slot::{TargetSlot, size_of};
+use super::target_slot::{TargetSlot, dim_size};
 use crate::lang::ast::*;
 use crate::lang::diagnostic::{Diagnostic, ErrorKind};
 use crate::lang::ir::*;
@@ -64,7 +64,7 @@ pub(super) fn tensor_tying(
                     let layers = targets.iter().map(|t| t.layers.len()).min().unwrap_or(0);
                     if layers > 0 && k >= layers {
                         d.push(
-                            Diagnostic::error(ErrorKind::PartialCoversLayers { k, layers }, k_span(&t.tying))
+                            Diagnostic::error(ErrorKind::PartialCoversLayers { k, layers }, partial_k_span(&t.tying))
                                 .label("as expressive as `per_layer`, with more parameters")
                                 .note("use `per_layer`, or a k below the number of layers"),
                         );
@@ -78,7 +78,8 @@ pub(super) fn tensor_tying(
     (tying, ok)
 }
 
-pub(super) fn k_span(t: &AstTying) -> Span {
+/// The span of `k` in `partial(k)` (an empty span for other tyings).
+fn partial_k_span(t: &AstTying) -> Span {
     match t {
         AstTying::Partial(k) => k.span,
         _ => Span::new(0, 0, 0),
@@ -120,7 +121,7 @@ pub(super) fn across_groups(
             // Targets not adapted by this experiment are skipped.
             let Some(slot) = targets.iter().find(|s| s.target == tgt) else { continue };
             if let Some((f, fspan)) = first {
-                let shape = |s: &TargetSlot| -> Vec<usize> { dims.iter().filter_map(|x| size_of(x, s, params)).collect() };
+                let shape = |s: &TargetSlot| -> Vec<usize> { dims.iter().filter_map(|x| dim_size(x, s, params)).collect() };
                 if shape(f) != shape(slot) {
                     d.push(
                         Diagnostic::error(
