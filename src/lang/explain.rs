@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::ir::*;
 use super::number::{significant, thousands};
-use super::params::arg_list;
+use super::params::{arg_list, tying_name};
 
 fn precedence(e: &Expr) -> u8 {
     match &e.kind {
@@ -90,14 +90,6 @@ fn fmt_init(i: &Init) -> String {
     }
 }
 
-fn fmt_tying(t: Tying) -> String {
-    match t {
-        Tying::PerLayer => "per_layer".into(),
-        Tying::Tied => "tied".into(),
-        Tying::Partial { k } => format!("partial({k})"),
-    }
-}
-
 /// Explain one instance.
 pub fn instance(inst: &SchemeInstance, title: &str) -> String {
     let mut s = String::new();
@@ -113,7 +105,7 @@ pub fn instance(inst: &SchemeInstance, title: &str) -> String {
             "    {} : [{}] {}{} init {}",
             t.name,
             t.dims.join(", "),
-            fmt_tying(t.tying),
+            tying_name(t.tying),
             if t.trainable { "" } else { " frozen" },
             init
         );

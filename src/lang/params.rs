@@ -15,7 +15,8 @@ fn part_name(p: StoragePart) -> &'static str {
     }
 }
 
-fn tying_name(t: Tying) -> String {
+/// A tying as a spec writes it: `per_layer`, `tied`, `partial(4)`.
+pub fn tying_name(t: Tying) -> String {
     match t {
         Tying::PerLayer => "per_layer".into(),
         Tying::Tied => "tied".into(),
@@ -97,6 +98,7 @@ pub fn report(p: &Program) -> String {
     s
 }
 
+/// A run's arguments as a spec writes them: `r: 8, alpha: 16`.
 pub fn arg_list(a: &[Arg]) -> String {
     a.iter().map(|a| format!("{}: {}", a.name, number::plain(a.value))).collect::<Vec<_>>().join(", ")
 }
