@@ -1,12 +1,12 @@
-//! What an instance costs: its typed output and lets, declarations and
-//! per-target sizes enter; leave the contraction order of every `@` chain
-//! (cheapest summed over the targets), the storage every tensor needs under
-//! its tying with exact element counts, and the FLOPs per token and per
-//! step on each target.
+//! What an instance costs: its typed output and lets, its declarations and
+//! the per-target sizes enter; out come the contraction order of every `@`
+//! chain (the cheapest summed over the targets), the storage every tensor
+//! needs under its tying with exact element counts, and the FLOPs per token
+//! and per step on each target.
 
 use std::collections::BTreeMap;
 
-use super::target_slot::TargetSlot;
+use super::target_slot::{TargetSlot, dim_size};
 use crate::lang::dims::{self, Sizes};
 use crate::lang::ir::*;
 
@@ -16,15 +16,7 @@ pub fn storage(decls: &[TensorDecl], targets: &[TargetSlot], params: &BTreeMap<S
     for t in decls {
         for g in &t.groups {
             let Some(slot) = targets.iter().find(|s| s.target == g[0]) else { continue };
-            let shape: Vec<usize> = t
-                .dims
-                .iter()
-                .map(|d| match d.as_str() {
-                    "in" => slot.in_dim,
-                    "out" => slot.out_dim,
-                    p => params.get(p).map(|v| *v as usize).unwrap_or(0),
-                })
-                .collect();
+            let shape: Vec<usize> = t.dims.iter().map(|d| dim_size(d, slot, params).unwrap_or(0)).collect();
             let layers = slot.layers.len();
             let mut push = |part: StoragePart, shape: Vec<usize>| {
                 let numel = shape.iter().fold(1u64, |a, &x| a.saturating_mul(x as u64));

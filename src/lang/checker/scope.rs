@@ -13,20 +13,26 @@ use crate::lang::diagnostic::{Diagnostic, ErrorKind};
 use crate::lang::dims::{broadcast, fmt_dims, matmul_dims, shared};
 use crate::lang::ir::*;
 
+/// What formulas and the init-time warnings see of a declared tensor.
 #[derive(Debug, Clone)]
 pub(super) struct TensorInfo {
     pub(super) dims: Vec<Dim>,
     pub(super) trainable: bool,
+    /// Starts at zero (its init, or a partial tensor's basis or mix, is zero).
     pub(super) zero: bool,
 }
 
+/// The names a formula may use at one point of the scheme, and the tensors
+/// and lets it did use.
 pub(super) struct Scope<'a> {
     /// Names whose declaration had an error: uses are silent (no cascade).
     pub(super) poisoned: &'a BTreeSet<String>,
     pub(super) params: &'a BTreeMap<String, f64>,
     pub(super) tensors: &'a BTreeMap<String, TensorInfo>,
     pub(super) lets: &'a BTreeMap<String, Expr>,
+    /// Dimension names: not values, but using one gets a note saying so.
     pub(super) dim_names: &'a BTreeSet<String>,
+    /// Tensors and lets referred to while typing.
     pub(super) used: std::cell::RefCell<BTreeSet<String>>,
 }
 
