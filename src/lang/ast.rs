@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::number;
+
 /// A byte range inside one loaded file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Span {
@@ -201,15 +203,11 @@ pub struct AstFile {
     pub items: Vec<Item>,
 }
 
-fn num_str(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
-}
-
 impl AstExpr {
     /// A compact S-expression, e.g. `(* (/ alpha r) (@ (@ x A) B))`.
     pub fn sexpr(&self) -> String {
         match &self.kind {
-            AstExprKind::Num(v) => num_str(*v),
+            AstExprKind::Num(v) => number::plain(*v),
             AstExprKind::Str(s) => format!("{s:?}"),
             AstExprKind::Ident(n) => n.clone(),
             AstExprKind::List(v) => format!("[{}]", v.iter().map(AstExpr::sexpr).collect::<Vec<_>>().join(" ")),

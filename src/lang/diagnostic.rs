@@ -300,7 +300,7 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-fn clamp(span: Span, files: &[(String, String)]) -> Option<std::ops::Range<usize>> {
+fn clamp_to_text(span: Span, files: &[(String, String)]) -> Option<std::ops::Range<usize>> {
     let text = &files.get(span.file)?.1;
     let mut s = span.start.min(text.len());
     let mut e = span.end.min(text.len()).max(s);
@@ -318,11 +318,11 @@ fn to_codespan(d: &Diagnostic, files: &[(String, String)]) -> CsDiagnostic<usize
     let mut labels = Vec::new();
     // A file that could not be read has no text to point into.
     let empty = files.get(d.primary.file).is_none_or(|f| f.1.is_empty());
-    if let Some(r) = clamp(d.primary, files).filter(|_| !empty) {
+    if let Some(r) = clamp_to_text(d.primary, files).filter(|_| !empty) {
         labels.push(Label::primary(d.primary.file, r).with_message(d.primary_label.clone()));
     }
     for (s, m) in &d.secondary {
-        if let Some(r) = clamp(*s, files) {
+        if let Some(r) = clamp_to_text(*s, files) {
             labels.push(Label::secondary(s.file, r).with_message(m.clone()));
         }
     }
@@ -334,7 +334,7 @@ fn to_codespan(d: &Diagnostic, files: &[(String, String)]) -> CsDiagnostic<usize
 }
 
 /// Levenshtein distance (small strings only).
-fn distance(a: &str, b: &str) -> usize {
+fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -353,7 +353,7 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     candidates
         .into_iter()
         .filter(|c| *c != name)
-        .map(|c| (distance(name, c), !c.eq_ignore_ascii_case(name), c))
+        .map(|c| (edit_distance(name, c), !c.eq_ignore_ascii_case(name), c))
         .filter(|(d, _, _)| *d <= limit)
         .min()
         .map(|(_, _, c)| format!("did you mean `{c}`?"))

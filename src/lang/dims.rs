@@ -40,22 +40,24 @@ pub fn matmul_dims(a: &[Dim], b: &[Dim], c: &str) -> Vec<Dim> {
 /// Sizes used to cost an expression: every named dim, `tokens` included.
 pub type Sizes = BTreeMap<Dim, usize>;
 
+/// Element count of dims `d` under `s` (an unknown dim counts 1).
 fn numel(d: &[Dim], s: &Sizes) -> f64 {
     d.iter().map(|x| *s.get(x).unwrap_or(&1) as f64).product()
 }
 
 /// Flatten a left- or right-nested `@` tree into its operands (in order).
-fn flatten(e: Expr, out: &mut Vec<Expr>) {
+fn flatten_chain(e: Expr, out: &mut Vec<Expr>) {
     match e.kind {
         ExprKind::MatMul { lhs, rhs, .. } => {
-            flatten(*lhs, out);
-            flatten(*rhs, out);
+            flatten_chain(*lhs, out);
+            flatten_chain(*rhs, out);
         }
         _ => out.push(e),
     }
 }
 
-fn combine(a: &Expr, b: &Expr) -> Option<(Vec<Dim>, Dim)> {
+/// Dims of `a @ b` and the dim it contracts, when they share exactly one.
+fn contract_pair(a: &Expr, b: &Expr) -> Option<(Vec<Dim>, Dim)> {
     let s = shared(&a.dims, &b.dims);
     if s.len() != 1 {
         return None;
@@ -71,10 +73,10 @@ pub fn reassociate(e: Expr, size_sets: &[Sizes]) -> Expr {
     let kind = match kind {
         ExprKind::MatMul { lhs, rhs, contract } => {
             let mut ops = Vec::new();
-            flatten(ExprKind::MatMul { lhs, rhs, contract }.into_expr(dims.clone(), depends_on_x, depends_on_trainable), &mut ops);
+            flatten_chain(ExprKind::MatMul { lhs, rhs, contract }.into_expr(dims.clone(), depends_on_x, depends_on_trainable), &mut ops);
             let ops: Vec<Expr> = ops.into_iter().map(|o| reassociate(o, size_sets)).collect();
             match best_chain(&ops, size_sets) {
-                Some(t) => return build(&ops, &t, 0, ops.len() - 1),
+                Some(t) => return build_chain(&ops, &t, 0, ops.len() - 1),
                 None => return left_assoc(ops),
             }
         }
@@ -103,29 +105,32 @@ impl ExprKind {
     }
 }
 
-fn mm(a: Expr, b: Expr) -> Expr {
-    let (dims, c) = combine(&a, &b).unwrap_or_else(|| (matmul_dims(&a.dims, &b.dims, ""), String::new()));
+/// The node `a @ b` (contracting their shared dim).
+fn matmul_node(a: Expr, b: Expr) -> Expr {
+    let (dims, c) = contract_pair(&a, &b).unwrap_or_else(|| (matmul_dims(&a.dims, &b.dims, ""), String::new()));
     let x = a.depends_on_x || b.depends_on_x;
     let t = a.depends_on_trainable || b.depends_on_trainable;
     ExprKind::MatMul { lhs: Box::new(a), rhs: Box::new(b), contract: c }.into_expr(dims, x, t)
 }
 
+/// `((a @ b) @ c) @ …`, the order as written.
 fn left_assoc(ops: Vec<Expr>) -> Expr {
     let mut it = ops.into_iter();
     let first = it.next().expect("non-empty chain");
-    it.fold(first, mm)
+    it.fold(first, matmul_node)
 }
 
 /// `split[i][j]`: where the optimal product of ops i..=j splits.
 type Splits = Vec<Vec<usize>>;
 
+/// The cheapest split points of a chain, keeping its contracted dims and result.
 fn best_chain(ops: &[Expr], size_sets: &[Sizes]) -> Option<Splits> {
     let n = ops.len();
     // The contracted dims of the left-associated chain must be preserved.
     let mut acc = ops[0].clone();
     let mut contracted = Vec::new();
     for o in &ops[1..] {
-        let (d, c) = combine(&acc, o)?;
+        let (d, c) = contract_pair(&acc, o)?;
         contracted.push(c);
         acc = Expr { dims: d, ..o.clone() };
     }
@@ -169,12 +174,13 @@ fn best_chain(ops: &[Expr], size_sets: &[Sizes]) -> Option<Splits> {
     Some(split)
 }
 
-fn build(ops: &[Expr], split: &Splits, i: usize, j: usize) -> Expr {
+/// The product of `ops[i..=j]` split as `split` says.
+fn build_chain(ops: &[Expr], split: &Splits, i: usize, j: usize) -> Expr {
     if i == j {
         return ops[i].clone();
     }
     let k = split[i][j];
-    mm(build(ops, split, i, k), build(ops, split, k + 1, j))
+    matmul_node(build_chain(ops, split, i, k), build_chain(ops, split, k + 1, j))
 }
 
 /// FLOP estimate of evaluating `e` once: `(per_token, per_step)`, where
@@ -194,7 +200,7 @@ pub fn flops(e: &Expr, sizes: &Sizes, lets: &BTreeMap<String, Expr>) -> (f64, f6
             per_step += here;
         }
     };
-    walk(e, sizes, &mut visit);
+    walk_costs(e, sizes, &mut visit);
     // A let used in the output is computed once per evaluation, count it once.
     let mut used = Vec::new();
     collect_lets(e, &mut used);
@@ -210,6 +216,7 @@ pub fn flops(e: &Expr, sizes: &Sizes, lets: &BTreeMap<String, Expr>) -> (f64, f6
     (per_token, per_step)
 }
 
+/// Names of the lets `e` uses (with repeats).
 fn collect_lets(e: &Expr, out: &mut Vec<String>) {
     if let ExprKind::Let(n) = &e.kind {
         out.push(n.clone());
@@ -229,7 +236,8 @@ pub fn children(e: &Expr) -> Vec<&Expr> {
     }
 }
 
-fn walk(e: &Expr, sizes: &Sizes, visit: &mut dyn FnMut(&Expr, f64)) {
+/// Visit every node of `e` that costs FLOPs, with its cost.
+fn walk_costs(e: &Expr, sizes: &Sizes, visit: &mut dyn FnMut(&Expr, f64)) {
     let here = match &e.kind {
         ExprKind::MatMul { lhs, rhs, .. } => {
             let mut all = lhs.dims.clone();
@@ -260,6 +268,6 @@ fn walk(e: &Expr, sizes: &Sizes, visit: &mut dyn FnMut(&Expr, f64)) {
         visit(e, here);
     }
     for c in children(e) {
-        walk(c, sizes, visit);
+        walk_costs(c, sizes, visit);
     }
 }

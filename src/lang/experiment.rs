@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::ast::*;
-use super::checker::{self, GivenArg, InstantiateCtx, TargetSlot, eval_const, fmt_num};
+use super::checker::{self, GivenArg, InstantiateCtx, TargetSlot, eval_const};
 use super::diagnostic::{Diagnostic, ErrorKind};
 use super::ir::*;
+use super::number;
 use super::preset;
 use super::source::normalize;
 use crate::lang::target::Target;
@@ -18,50 +19,56 @@ pub struct SchemeRef<'a> {
     pub text: &'a str,
 }
 
-fn err(d: &mut Vec<Diagnostic>, kind: ErrorKind, span: Span, label: &str) {
+/// Push an error with a primary label.
+fn push_error(d: &mut Vec<Diagnostic>, kind: ErrorKind, span: Span, label: &str) {
     d.push(Diagnostic::error(kind, span).label(label));
 }
 
-fn number(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<f64> {
+/// A constant, finite number (no parameters in scope).
+fn constant_number(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<f64> {
     match eval_const(e, &BTreeMap::new()) {
         Ok(v) if v.is_finite() => Some(v),
         Ok(_) => {
-            err(d, ErrorKind::NotANumber("not finite".into()), e.span, "here");
+            push_error(d, ErrorKind::NotANumber("not finite".into()), e.span, "here");
             None
         }
         Err((sp, m)) => {
-            err(d, ErrorKind::NotANumber(m), sp, "expected a number");
+            push_error(d, ErrorKind::NotANumber(m), sp, "expected a number");
             None
         }
     }
 }
 
-fn uint(e: &AstExpr, what: &str, min: u64, d: &mut Vec<Diagnostic>) -> Option<u64> {
-    let v = number(e, d)?;
+/// A constant integer ≥ `min` (and at most 10¹⁵), for setting `what`.
+fn integer_at_least(e: &AstExpr, what: &str, min: u64, d: &mut Vec<Diagnostic>) -> Option<u64> {
+    let v = constant_number(e, d)?;
     if v.fract() != 0.0 || v < min as f64 || v > 1e15 {
-        err(d, ErrorKind::BadValue(format!("{what} must be an integer ≥ {min}, found {}", fmt_num(v))), e.span, "here");
+        push_error(d, ErrorKind::BadValue(format!("{what} must be an integer ≥ {min}, found {}", number::plain(v))), e.span, "here");
         return None;
     }
     Some(v as u64)
 }
 
-fn positive(e: &AstExpr, what: &str, allow_zero: bool, d: &mut Vec<Diagnostic>) -> Option<f64> {
-    let v = number(e, d)?;
+/// A constant number > 0, or ≥ 0 when `allow_zero`, for setting `what`.
+fn positive_number(e: &AstExpr, what: &str, allow_zero: bool, d: &mut Vec<Diagnostic>) -> Option<f64> {
+    let v = constant_number(e, d)?;
     if v < 0.0 || (!allow_zero && v == 0.0) {
         let bound = if allow_zero { "≥ 0" } else { "> 0" };
-        err(d, ErrorKind::BadValue(format!("{what} must be {bound}, found {}", fmt_num(v))), e.span, "here");
+        push_error(d, ErrorKind::BadValue(format!("{what} must be {bound}, found {}", number::plain(v))), e.span, "here");
         return None;
     }
     Some(v)
 }
 
-fn word<'a>(e: &'a AstExpr) -> Option<&'a str> {
+/// The name when `e` is a bare word (`all`, `none`, `bf16`, …).
+fn bare_word<'a>(e: &'a AstExpr) -> Option<&'a str> {
     match &e.kind {
         AstExprKind::Ident(n) => Some(n),
         _ => None,
     }
 }
 
+/// The function and arguments when `e` is a call.
 fn call_parts(e: &AstExpr) -> Option<(&Ident, &[AstArg])> {
     match &e.kind {
         AstExprKind::Call { func, args } => Some((func, args)),
@@ -69,6 +76,7 @@ fn call_parts(e: &AstExpr) -> Option<(&Ident, &[AstArg])> {
     }
 }
 
+/// The first argument when it is a positional string, with its span.
 fn string_arg(args: &[AstArg]) -> Option<(&str, Span)> {
     match args.first().map(|a| (&a.name, &a.value)) {
         Some((None, AstExpr { kind: AstExprKind::Str(s), span, .. })) => Some((s, *span)),
@@ -76,6 +84,7 @@ fn string_arg(args: &[AstArg]) -> Option<(&str, Span)> {
     }
 }
 
+/// Every named argument is one of `allowed` and given once (reported otherwise).
 fn check_keys(args: &[AstArg], allowed: &[&str], ctx: &str, d: &mut Vec<Diagnostic>) -> bool {
     let mut ok = true;
     let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
@@ -101,7 +110,8 @@ fn check_keys(args: &[AstArg], allowed: &[&str], ctx: &str, d: &mut Vec<Diagnost
     ok
 }
 
-fn named<'a>(args: &'a [AstArg], k: &str) -> Option<&'a AstExpr> {
+/// The value of the argument named `k`.
+fn named_arg<'a>(args: &'a [AstArg], k: &str) -> Option<&'a AstExpr> {
     args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == k)).map(|a| &a.value)
 }
 
@@ -112,28 +122,28 @@ fn resolve_path(dir: &Path, p: &str) -> PathBuf {
 /// Model shapes of a source, with the `shapes:` hint as fallback.
 fn model(e: &AstExpr, dir: &Path, override_shapes: Option<&ModelShapes>, d: &mut Vec<Diagnostic>) -> Option<(ModelSource, ModelShapes)> {
     let Some((func, args)) = call_parts(e) else {
-        err(d, ErrorKind::BadValue("`model` is gguf(\"file\"), hf(\"dir\") or preset(\"name\")".into()), e.span, "here");
+        push_error(d, ErrorKind::BadValue("`model` is gguf(\"file\"), hf(\"dir\") or preset(\"name\")".into()), e.span, "here");
         return None;
     };
     if !check_keys(args, &["shapes"], "model", d) {
         return None;
     }
     let Some((s, sspan)) = string_arg(args) else {
-        err(d, ErrorKind::BadValue(format!("`{}` takes a string first", func.name)), e.span, "here");
+        push_error(d, ErrorKind::BadValue(format!("`{}` takes a string first", func.name)), e.span, "here");
         return None;
     };
-    let hint = match named(args, "shapes") {
+    let hint = match named_arg(args, "shapes") {
         None => None,
         Some(h) => match &h.kind {
             AstExprKind::Str(n) => match preset::preset(n) {
                 Some(p) => Some(p),
                 None => {
-                    err(d, ErrorKind::ModelShapes(format!("unknown preset `{n}` (known: {})", preset::PRESETS.join(", "))), h.span, "unknown preset");
+                    push_error(d, ErrorKind::ModelShapes(format!("unknown preset `{n}` (known: {})", preset::PRESETS.join(", "))), h.span, "unknown preset");
                     return None;
                 }
             },
             _ => {
-                err(d, ErrorKind::BadValue("`shapes:` takes a preset name string".into()), h.span, "here");
+                push_error(d, ErrorKind::BadValue("`shapes:` takes a preset name string".into()), h.span, "here");
                 return None;
             }
         },
@@ -153,12 +163,12 @@ fn model(e: &AstExpr, dir: &Path, override_shapes: Option<&ModelShapes>, d: &mut
         "preset" => match preset::preset(s) {
             Some(p) => (ModelSource::Preset(s.to_string()), Ok(p)),
             None => {
-                err(d, ErrorKind::ModelShapes(format!("unknown preset `{s}` (known: {})", preset::PRESETS.join(", "))), sspan, "unknown preset");
+                push_error(d, ErrorKind::ModelShapes(format!("unknown preset `{s}` (known: {})", preset::PRESETS.join(", "))), sspan, "unknown preset");
                 return None;
             }
         },
         other => {
-            err(d, ErrorKind::BadValue(format!("unknown model source `{other}` (gguf, hf, preset)")), func.span, "here");
+            push_error(d, ErrorKind::BadValue(format!("unknown model source `{other}` (gguf, hf, preset)")), func.span, "here");
             return None;
         }
     };
@@ -181,7 +191,7 @@ fn model(e: &AstExpr, dir: &Path, override_shapes: Option<&ModelShapes>, d: &mut
 
 fn data(e: &AstExpr, dir: &Path, d: &mut Vec<Diagnostic>) -> Option<DataSpec> {
     let Some((func, args)) = call_parts(e).filter(|(f, _)| f.name == "gsm8k") else {
-        err(d, ErrorKind::BadValue("`data` is gsm8k(\"dir\", train: N|all, test: N|all, max_len: N, loss: all|completion)".into()), e.span, "here");
+        push_error(d, ErrorKind::BadValue("`data` is gsm8k(\"dir\", train: N|all, test: N|all, max_len: N, loss: all|completion)".into()), e.span, "here");
         return None;
     };
     let _ = func;
@@ -189,29 +199,29 @@ fn data(e: &AstExpr, dir: &Path, d: &mut Vec<Diagnostic>) -> Option<DataSpec> {
         return None;
     }
     let Some((s, _)) = string_arg(args) else {
-        err(d, ErrorKind::BadValue("gsm8k takes the data directory first".into()), e.span, "here");
+        push_error(d, ErrorKind::BadValue("gsm8k takes the data directory first".into()), e.span, "here");
         return None;
     };
     let subset = |k: &str, d: &mut Vec<Diagnostic>| -> Option<Subset> {
-        match named(args, k) {
+        match named_arg(args, k) {
             None => Some(Subset::All),
-            Some(v) if word(v) == Some("all") => Some(Subset::All),
-            Some(v) => uint(v, k, 1, d).map(|n| Subset::First(n as usize)),
+            Some(v) if bare_word(v) == Some("all") => Some(Subset::All),
+            Some(v) => integer_at_least(v, k, 1, d).map(|n| Subset::First(n as usize)),
         }
     };
     let train = subset("train", d);
     let test = subset("test", d);
-    let max_len = match named(args, "max_len") {
+    let max_len = match named_arg(args, "max_len") {
         None => Some(512),
-        Some(v) => uint(v, "max_len", 2, d).map(|v| v as usize),
+        Some(v) => integer_at_least(v, "max_len", 2, d).map(|v| v as usize),
     };
-    let loss = match named(args, "loss") {
+    let loss = match named_arg(args, "loss") {
         None => Some(LossOn::All),
-        Some(v) => match word(v) {
+        Some(v) => match bare_word(v) {
             Some("all") => Some(LossOn::All),
             Some("completion") => Some(LossOn::Completion),
             _ => {
-                err(d, ErrorKind::BadValue("loss is `all` or `completion`".into()), v.span, "here");
+                push_error(d, ErrorKind::BadValue("loss is `all` or `completion`".into()), v.span, "here");
                 None
             }
         },
@@ -243,7 +253,7 @@ fn optimizer(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Optimizer> {
         "adam" => OptimizerKind::Adam,
         "sgd" => OptimizerKind::Sgd,
         _ => {
-            err(d, ErrorKind::BadValue("optimizer is adamw(…), adam(…) or sgd(…)".into()), e.span, "here");
+            push_error(d, ErrorKind::BadValue("optimizer is adamw(…), adam(…) or sgd(…)".into()), e.span, "here");
             return None;
         }
     };
@@ -251,54 +261,54 @@ fn optimizer(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Optimizer> {
         return None;
     }
     if let Some(a) = args.iter().find(|a| a.name.is_none()) {
-        err(d, ErrorKind::BadValue("optimizer arguments are named (lr: …)".into()), a.value.span, "positional");
+        push_error(d, ErrorKind::BadValue("optimizer arguments are named_arg (lr: …)".into()), a.value.span, "positional");
         return None;
     }
     let mut o = Optimizer::pytorch(kind, default_train().optimizer.lr);
     let mut ok = true;
-    if let Some(v) = named(args, "lr") {
-        match positive(v, "lr", false, d) {
+    if let Some(v) = named_arg(args, "lr") {
+        match positive_number(v, "lr", false, d) {
             Some(x) => o.lr = x,
             None => ok = false,
         }
     }
-    if let Some(v) = named(args, "eps") {
-        match positive(v, "eps", false, d) {
+    if let Some(v) = named_arg(args, "eps") {
+        match positive_number(v, "eps", false, d) {
             Some(x) => o.eps = x,
             None => ok = false,
         }
     }
-    if let Some(v) = named(args, "weight_decay") {
-        match positive(v, "weight_decay", true, d) {
+    if let Some(v) = named_arg(args, "weight_decay") {
+        match positive_number(v, "weight_decay", true, d) {
             Some(x) => o.weight_decay = x,
             None => ok = false,
         }
     }
-    if let Some(v) = named(args, "momentum") {
-        match positive(v, "momentum", true, d) {
+    if let Some(v) = named_arg(args, "momentum") {
+        match positive_number(v, "momentum", true, d) {
             Some(x) if x < 1.0 => o.momentum = x,
             Some(_) => {
-                err(d, ErrorKind::BadValue("momentum must be < 1".into()), v.span, "here");
+                push_error(d, ErrorKind::BadValue("momentum must be < 1".into()), v.span, "here");
                 ok = false;
             }
             None => ok = false,
         }
     }
-    if let Some(v) = named(args, "betas") {
+    if let Some(v) = named_arg(args, "betas") {
         match &v.kind {
             AstExprKind::List(items) if items.len() == 2 => {
-                let (a, b) = (number(&items[0], d), number(&items[1], d));
+                let (a, b) = (constant_number(&items[0], d), constant_number(&items[1], d));
                 match (a, b) {
                     (Some(a), Some(b)) if (0.0..1.0).contains(&a) && (0.0..1.0).contains(&b) => o.betas = (a, b),
                     (Some(_), Some(_)) => {
-                        err(d, ErrorKind::BadValue("betas must lie in [0, 1)".into()), v.span, "here");
+                        push_error(d, ErrorKind::BadValue("betas must lie in [0, 1)".into()), v.span, "here");
                         ok = false;
                     }
                     _ => ok = false,
                 }
             }
             _ => {
-                err(d, ErrorKind::BadValue("betas is a list of two numbers, e.g. [0.9, 0.999]".into()), v.span, "here");
+                push_error(d, ErrorKind::BadValue("betas is a list of two numbers, e.g. [0.9, 0.999]".into()), v.span, "here");
                 ok = false;
             }
         }
@@ -317,23 +327,23 @@ fn schedule(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Schedule> {
         "cosine" => ScheduleKind::Cosine,
         "linear" => ScheduleKind::Linear,
         _ => {
-            err(d, ErrorKind::BadValue("schedule is constant, cosine or linear (optionally with warmup: steps or warmup_ratio: r)".into()), e.span, "here");
+            push_error(d, ErrorKind::BadValue("schedule is constant, cosine or linear (optionally with warmup: steps or warmup_ratio: r)".into()), e.span, "here");
             return None;
         }
     };
     if !check_keys(args, &["warmup", "warmup_ratio"], name, d) {
         return None;
     }
-    let warmup = match (named(args, "warmup"), named(args, "warmup_ratio")) {
+    let warmup = match (named_arg(args, "warmup"), named_arg(args, "warmup_ratio")) {
         (Some(a), Some(b)) => {
             d.push(Diagnostic::error(ErrorKind::BadValue("give `warmup` or `warmup_ratio`, not both".into()), b.span).with(a.span, "warmup given here"));
             return None;
         }
-        (Some(a), None) => Warmup::Steps(uint(a, "warmup", 0, d)? as usize),
+        (Some(a), None) => Warmup::Steps(integer_at_least(a, "warmup", 0, d)? as usize),
         (None, Some(b)) => {
-            let r = positive(b, "warmup_ratio", true, d)?;
+            let r = positive_number(b, "warmup_ratio", true, d)?;
             if r >= 1.0 {
-                err(d, ErrorKind::BadValue("warmup_ratio must be < 1".into()), b.span, "here");
+                push_error(d, ErrorKind::BadValue("warmup_ratio must be < 1".into()), b.span, "here");
                 return None;
             }
             Warmup::Ratio(r)
@@ -353,21 +363,21 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
     }
     match kv.key.name.as_str() {
         "optimizer" => set!(optimizer(v, d).map(|o| t.optimizer = o)),
-        "lr" => set!(positive(v, "lr", false, d).map(|x| t.optimizer.lr = x)),
-        "weight_decay" => set!(positive(v, "weight_decay", true, d).map(|x| t.optimizer.weight_decay = x)),
+        "lr" => set!(positive_number(v, "lr", false, d).map(|x| t.optimizer.lr = x)),
+        "weight_decay" => set!(positive_number(v, "weight_decay", true, d).map(|x| t.optimizer.weight_decay = x)),
         "schedule" => set!(schedule(v, d).map(|s| t.schedule = s)),
         "grad_clip" => {
-            if word(v) == Some("none") {
+            if bare_word(v) == Some("none") {
                 t.grad_clip = None;
                 true
             } else {
-                set!(positive(v, "grad_clip", false, d).map(|x| t.grad_clip = Some(x)))
+                set!(positive_number(v, "grad_clip", false, d).map(|x| t.grad_clip = Some(x)))
             }
         }
-        "epochs" => set!(uint(v, "epochs", 1, d).map(|x| t.epochs = x as usize)),
-        "batch" => set!(uint(v, "batch", 1, d).map(|x| t.batch = x as usize)),
-        "seed" => set!(uint(v, "seed", 0, d).map(|x| t.seed = x)),
-        "precision" if !allow_run_only => match word(v) {
+        "epochs" => set!(integer_at_least(v, "epochs", 1, d).map(|x| t.epochs = x as usize)),
+        "batch" => set!(integer_at_least(v, "batch", 1, d).map(|x| t.batch = x as usize)),
+        "seed" => set!(integer_at_least(v, "seed", 0, d).map(|x| t.seed = x)),
+        "precision" if !allow_run_only => match bare_word(v) {
             Some("f32") => {
                 t.precision = Precision::F32;
                 true
@@ -377,11 +387,11 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
                 true
             }
             _ => {
-                err(d, ErrorKind::BadValue("precision is f32 or bf16".into()), v.span, "here");
+                push_error(d, ErrorKind::BadValue("precision is f32 or bf16".into()), v.span, "here");
                 false
             }
         },
-        "merge" if !allow_run_only => match word(v) {
+        "merge" if !allow_run_only => match bare_word(v) {
             Some("required") => {
                 t.merge = MergePolicy::Required;
                 true
@@ -391,7 +401,7 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
                 true
             }
             _ => {
-                err(d, ErrorKind::BadValue("merge is required or optional".into()), v.span, "here");
+                push_error(d, ErrorKind::BadValue("merge is required or optional".into()), v.span, "here");
                 false
             }
         },
@@ -455,7 +465,7 @@ fn targets(groups: &[AstTargetGroup], shapes: &ModelShapes, d: &mut Vec<Diagnost
             None => 0..shapes.num_layers,
             Some((a, b, sp)) => {
                 if a >= b || b > shapes.num_layers {
-                    err(
+                    push_error(
                         d,
                         ErrorKind::BadLayerRange(format!(
                             "{a}..{b} is {} (the model has layers 0..{})",
@@ -484,20 +494,20 @@ fn targets(groups: &[AstTargetGroup], shapes: &ModelShapes, d: &mut Vec<Diagnost
 }
 
 /// One value or a sweep.
-fn values(e: &AstExpr, name: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<(f64, Span)>> {
+fn sweep_values(e: &AstExpr, name: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<(f64, Span)>> {
     match &e.kind {
         AstExprKind::List(items) => {
             if items.is_empty() {
-                err(d, ErrorKind::EmptySweep(name.into()), e.span, "no values");
+                push_error(d, ErrorKind::EmptySweep(name.into()), e.span, "no values");
                 return None;
             }
             let mut v = Vec::new();
             for it in items {
-                v.push((number(it, d)?, it.span));
+                v.push((constant_number(it, d)?, it.span));
             }
             Some(v)
         }
-        _ => Some(vec![(number(e, d)?, e.span)]),
+        _ => Some(vec![(constant_number(e, d)?, e.span)]),
     }
 }
 
@@ -605,7 +615,7 @@ pub fn check(
         let mut seen_args: BTreeMap<&str, Span> = BTreeMap::new();
         for a in &r.args {
             let Some(n) = &a.name else {
-                err(d, ErrorKind::BadValue("run arguments are named, e.g. `lora(r: 16)`".into()), a.value.span, "positional argument");
+                push_error(d, ErrorKind::BadValue("run arguments are named, e.g. `lora(r: 16)`".into()), a.value.span, "positional argument");
                 bad = true;
                 continue;
             };
@@ -632,7 +642,7 @@ pub fn check(
                 bad = true;
                 continue;
             }
-            match values(&a.value, &n.name, d) {
+            match sweep_values(&a.value, &n.name, d) {
                 Some(v) => axes.push((n.name.clone(), v, false)),
                 None => bad = true,
             }
@@ -644,7 +654,7 @@ pub fn check(
                 continue;
             }
             match kv.key.name.as_str() {
-                "lr" | "weight_decay" | "epochs" | "batch" | "seed" | "grad_clip" => match values(&kv.value, &kv.key.name, d) {
+                "lr" | "weight_decay" | "epochs" | "batch" | "seed" | "grad_clip" => match sweep_values(&kv.value, &kv.key.name, d) {
                     Some(v) => axes.push((kv.key.name.clone(), v, true)),
                     None => bad = true,
                 },
@@ -672,7 +682,7 @@ pub fn check(
         let mut combos: Vec<Vec<(f64, Span)>> = vec![vec![]];
         for (_, vals, _) in &axes {
             if combos.len().saturating_mul(vals.len()) > 10_000 {
-                err(d, ErrorKind::TooComplex("a run expands to more than 10000 combinations".into()), r.span, "this run");
+                push_error(d, ErrorKind::TooComplex("a run expands to more than 10000 combinations".into()), r.span, "this run");
                 return None;
             }
             let mut next = Vec::new();
@@ -692,7 +702,7 @@ pub fn check(
             let mut good = true;
             for ((aname, vals, is_override), (v, sp)) in axes.iter().zip(&combo) {
                 if r.alias.is_none() || vals.len() > 1 {
-                    name.push_str(&format!("-{aname}={}", fmt_num(*v)));
+                    name.push_str(&format!("-{aname}={}", number::plain(*v)));
                 }
                 if *is_override {
                     let e = AstExpr { kind: AstExprKind::Num(*v), span: *sp, depth: 1 };

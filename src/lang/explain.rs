@@ -3,30 +3,13 @@
 
 use std::fmt::Write;
 
-use super::checker::fmt_num;
 use super::ir::*;
-use super::params::{args_str, thousands};
+use super::number::{significant, thousands};
+use super::params::{arg_list, tying_name};
 
-/// A number with at most 6 significant digits.
-pub fn g(v: f64) -> String {
-    if v == 0.0 || (v.fract() == 0.0 && v.abs() < 1e9) {
-        return fmt_num(v);
-    }
-    let a = v.abs();
-    if !(1e-3..1e9).contains(&a) {
-        let s = format!("{v:.5e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = m.trim_end_matches('0').trim_end_matches('.');
-        return format!("{m}e{e}");
-    }
-    let digits = 6 - (a.log10().floor() as i32 + 1);
-    let s = format!("{v:.*}", digits.max(0) as usize);
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
-}
-
-fn prec(e: &Expr) -> u8 {
+fn precedence(e: &Expr) -> u8 {
     match &e.kind {
-        ExprKind::MatMul { lhs, rhs, .. } if lhs.kind == ExprKind::Eye => prec(rhs),
+        ExprKind::MatMul { lhs, rhs, .. } if lhs.kind == ExprKind::Eye => precedence(rhs),
         ExprKind::Binary { op: BinOp::Add | BinOp::Sub, .. } => 1,
         ExprKind::Binary { op: BinOp::Mul | BinOp::Div, .. } => 2,
         ExprKind::MatMul { .. } => 3,
@@ -41,14 +24,14 @@ fn prec(e: &Expr) -> u8 {
 pub fn fmt_expr(e: &Expr) -> String {
     let wrap = |c: &Expr, min: u8| {
         let s = fmt_expr(c);
-        if prec(c) < min { format!("({s})") } else { s }
+        if precedence(c) < min { format!("({s})") } else { s }
     };
     match &e.kind {
         ExprKind::X => "x".into(),
         ExprKind::W => "W".into(),
         ExprKind::Eye => "I".into(),
         ExprKind::Tensor(n) | ExprKind::Let(n) => n.clone(),
-        ExprKind::Num(v) => g(*v),
+        ExprKind::Num(v) => significant(*v),
         ExprKind::Unary { func, arg } => match func {
             UnaryFn::Neg => format!("-{}", wrap(arg, 5)),
             f => format!("{}({})", format!("{f:?}").to_lowercase(), fmt_expr(arg)),
@@ -77,7 +60,7 @@ pub fn fmt_expr(e: &Expr) -> String {
                 let _ = write!(s, ", over: {o}");
             }
             if *eps != 0.0 {
-                let _ = write!(s, ", eps: {}", g(*eps));
+                let _ = write!(s, ", eps: {}", significant(*eps));
             }
             s.push(')');
             s
@@ -98,27 +81,19 @@ fn fmt_init(i: &Init) -> String {
     match i {
         Init::Zeros => "zeros".into(),
         Init::Ones => "ones".into(),
-        Init::Constant(v) => g(*v),
-        Init::Normal { mean, std } => format!("normal({}, {})", g(*mean), g(*std)),
-        Init::Uniform { low, high } => format!("uniform({}, {})", g(*low), g(*high)),
+        Init::Constant(v) => significant(*v),
+        Init::Normal { mean, std } => format!("normal({}, {})", significant(*mean), significant(*std)),
+        Init::Uniform { low, high } => format!("uniform({}, {})", significant(*low), significant(*high)),
         Init::Identity => "identity".into(),
-        Init::KaimingUniform { a } => format!("kaiming_uniform(a: {})", g(*a)),
+        Init::KaimingUniform { a } => format!("kaiming_uniform(a: {})", significant(*a)),
         Init::Expr(e) => fmt_expr(e),
-    }
-}
-
-fn fmt_tying(t: Tying) -> String {
-    match t {
-        Tying::PerLayer => "per_layer".into(),
-        Tying::Tied => "tied".into(),
-        Tying::Partial { k } => format!("partial({k})"),
     }
 }
 
 /// Explain one instance.
 pub fn instance(inst: &SchemeInstance, title: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{title} = {}({})", inst.name, args_str(&inst.params));
+    let _ = writeln!(s, "{title} = {}({})", inst.name, arg_list(&inst.params));
     let _ = writeln!(s, "  tensors:");
     for t in &inst.tensors {
         let init = match &t.init {
@@ -130,7 +105,7 @@ pub fn instance(inst: &SchemeInstance, title: &str) -> String {
             "    {} : [{}] {}{} init {}",
             t.name,
             t.dims.join(", "),
-            fmt_tying(t.tying),
+            tying_name(t.tying),
             if t.trainable { "" } else { " frozen" },
             init
         );
@@ -182,14 +157,14 @@ pub fn instance(inst: &SchemeInstance, title: &str) -> String {
     let _ = writeln!(s, "  {kind} = {}", fmt_expr(e));
     let _ = writeln!(s, "  FLOPs per token and layer (contraction order as printed):");
     for t in &inst.targets {
-        let _ = write!(s, "    {:<4} in {:>5} out {:>5}: {:>12}", t.target.name(), t.sizes["in"], t.sizes["out"], g(t.flops_per_token));
+        let _ = write!(s, "    {:<4} in {:>5} out {:>5}: {:>12}", t.target.name(), t.sizes["in"], t.sizes["out"], significant(t.flops_per_token));
         if t.flops_per_step > 0.0 {
-            let _ = write!(s, "  (+ {} per step)", g(t.flops_per_step));
+            let _ = write!(s, "  (+ {} per step)", significant(t.flops_per_step));
         }
         s.push('\n');
     }
     let total: f64 = inst.targets.iter().map(|t| t.flops_per_token * t.layers.len() as f64).sum();
-    let _ = writeln!(s, "    all layers and targets: {} FLOPs per token", g(total));
+    let _ = writeln!(s, "    all layers and targets: {} FLOPs per token", significant(total));
     let m = &inst.mergeability;
     if m.linear {
         let f = m.merged.as_ref().map(fmt_expr).unwrap_or_default();

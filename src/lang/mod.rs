@@ -9,10 +9,11 @@ pub mod checker;
 pub mod diagnostic;
 pub mod dims;
 pub mod experiment;
-pub mod eval;
 pub mod explain;
+pub mod interpret;
 pub mod ir;
 pub mod linearity;
+pub mod number;
 pub mod params;
 pub mod parser;
 pub mod preset;
@@ -186,14 +187,5 @@ mod tests {
         assert!(e.notes.iter().any(|n| n == "did you mean `B`?"), "{:?}", e.notes);
         assert_eq!(diagnostic::did_you_mean("adamw_lr", ["lr", "batch"]), None);
         assert_eq!(diagnostic::did_you_mean("ephocs", ["epochs", "batch"]).as_deref(), Some("did you mean `epochs`?"));
-    }
-
-    #[test]
-    fn numbers_print_compactly() {
-        assert_eq!(explain::g(1.0 / 750.0), "0.00133333");
-        assert_eq!(explain::g(4.21875e10), "4.21875e10");
-        assert_eq!(explain::g(3.0 / 8f64.sqrt()), "1.06066");
-        assert_eq!(checker::fmt_num(32.0), "32");
-        assert_eq!(checker::fmt_num(0.001), "0.001");
     }
 }

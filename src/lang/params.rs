@@ -1,57 +1,11 @@
-//! Exact parameter counts: the storage every tensor needs under its tying,
-//! and the `peftc params` table.
+//! The `peftc params` report: a checked program's exact parameter counts,
+//! per run and per stored tensor (the storage the checker computed under
+//! each tensor's tying).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::checker::TargetSlot;
 use super::ir::*;
-
-/// Stored tensors of a scheme on the given targets.
-pub fn storage(decls: &[TensorDecl], targets: &[TargetSlot], params: &BTreeMap<String, f64>) -> Vec<ParamStorage> {
-    let mut out = Vec::new();
-    for t in decls {
-        for g in &t.groups {
-            let Some(slot) = targets.iter().find(|s| s.target == g[0]) else { continue };
-            let shape: Vec<usize> = t
-                .dims
-                .iter()
-                .map(|d| match d.as_str() {
-                    "in" => slot.in_dim,
-                    "out" => slot.out_dim,
-                    p => params.get(p).map(|v| *v as usize).unwrap_or(0),
-                })
-                .collect();
-            let layers = slot.layers.len();
-            let mut push = |part: StoragePart, shape: Vec<usize>| {
-                let numel = shape.iter().fold(1u64, |a, &x| a.saturating_mul(x as u64));
-                out.push(ParamStorage { tensor: t.name.clone(), part, targets: g.clone(), shape, numel, trainable: t.trainable });
-            };
-            match t.tying {
-                Tying::PerLayer => push(StoragePart::Full, [vec![layers], shape].concat()),
-                Tying::Tied => push(StoragePart::Full, shape),
-                Tying::Partial { k } => {
-                    push(StoragePart::Basis, [vec![k], shape].concat());
-                    push(StoragePart::Mix, vec![layers, k]);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Group thousands: `2442240` → `2,442,240`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use super::number::{self, thousands};
 
 fn part_name(p: StoragePart) -> &'static str {
     match p {
@@ -61,7 +15,8 @@ fn part_name(p: StoragePart) -> &'static str {
     }
 }
 
-fn tying_name(t: Tying) -> String {
+/// A tying as a spec writes it: `per_layer`, `tied`, `partial(4)`.
+pub fn tying_name(t: Tying) -> String {
     match t {
         Tying::PerLayer => "per_layer".into(),
         Tying::Tied => "tied".into(),
@@ -123,7 +78,7 @@ pub fn report(p: &Program) -> String {
             let _ = writeln!(s, "{:<w$}  {:>12}", inst.name, thousands(inst.trainable_params));
         }
         for inst in &p.schemes {
-            let _ = writeln!(s, "\nscheme {}({})", inst.name, args_str(&inst.params));
+            let _ = writeln!(s, "\nscheme {}({})", inst.name, arg_list(&inst.params));
             s.push_str(&instance_table(inst));
         }
         return s;
@@ -135,7 +90,7 @@ pub fn report(p: &Program) -> String {
             let _ = writeln!(s, "{:<w$}  {:>12}", r.name, thousands(r.instance.trainable_params));
         }
         for r in &e.runs {
-            let _ = writeln!(s, "\nrun {} = {}({})", r.name, r.scheme, args_str(&r.args));
+            let _ = writeln!(s, "\nrun {} = {}({})", r.name, r.scheme, arg_list(&r.args));
             s.push_str(&instance_table(&r.instance));
         }
         s.push('\n');
@@ -143,6 +98,7 @@ pub fn report(p: &Program) -> String {
     s
 }
 
-pub fn args_str(a: &[Arg]) -> String {
-    a.iter().map(|a| format!("{}: {}", a.name, super::checker::fmt_num(a.value))).collect::<Vec<_>>().join(", ")
+/// A run's arguments as a spec writes them: `r: 8, alpha: 16`.
+pub fn arg_list(a: &[Arg]) -> String {
+    a.iter().map(|a| format!("{}: {}", a.name, number::plain(a.value))).collect::<Vec<_>>().join(", ")
 }

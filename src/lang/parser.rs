@@ -140,7 +140,8 @@ struct Builder {
     error: Option<Diagnostic>,
 }
 
-fn pratt() -> PrattParser<Rule> {
+/// Operator precedence and associativity of formulas.
+fn pratt_parser() -> PrattParser<Rule> {
     PrattParser::new()
         .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
         .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left))
@@ -274,7 +275,7 @@ impl Builder {
         t
     }
 
-    fn kv(&mut self, p: Pair<Rule>) -> KeyValue {
+    fn key_value(&mut self, p: Pair<Rule>) -> KeyValue {
         let mut it = p.into_inner();
         let key = self.ident(it.next().expect("key"));
         let value = self.expr(it.next().expect("value"));
@@ -289,7 +290,7 @@ impl Builder {
             match q.as_rule() {
                 Rule::ident => name = Some(self.ident(q)),
                 Rule::setting => {
-                    let kv = self.kv(q);
+                    let kv = self.key_value(q);
                     items.push(ExperimentItem::Setting(kv));
                 }
                 Rule::targets_stmt => {
@@ -322,7 +323,7 @@ impl Builder {
                 }
                 Rule::train_block => {
                     let tspan = self.span(&q);
-                    let kvs = q.into_inner().filter(|x| x.as_rule() == Rule::kv).map(|k| self.kv(k)).collect();
+                    let kvs = q.into_inner().filter(|x| x.as_rule() == Rule::kv).map(|k| self.key_value(k)).collect();
                     items.push(ExperimentItem::Train(kvs, tspan));
                 }
                 Rule::run_stmt => {
@@ -342,7 +343,7 @@ impl Builder {
                                 run.alias = r.into_inner().find(|x| x.as_rule() == Rule::ident).map(|i| self.ident(i))
                             }
                             Rule::run_overrides => {
-                                run.overrides = r.into_inner().map(|k| self.kv(k)).collect();
+                                run.overrides = r.into_inner().map(|k| self.key_value(k)).collect();
                             }
                             _ => {}
                         }
@@ -370,13 +371,13 @@ impl Builder {
 
     fn expr(&mut self, p: Pair<Rule>) -> AstExpr {
         let file = self.file;
-        let pr = pratt();
+        let pr = pratt_parser();
         let this = std::cell::RefCell::new(&mut *self);
         let e = pr
             .map_primary(|q| this.borrow_mut().primary(q))
             .map_prefix(|op, rhs| {
                 let span = Span::new(file, op.as_span().start(), rhs.span.end);
-                mk(AstExprKind::Neg(Box::new(rhs)), span)
+                ast_expr(AstExprKind::Neg(Box::new(rhs)), span)
             })
             .map_infix(|lhs, op, rhs| {
                 let op = match op.as_rule() {
@@ -388,7 +389,7 @@ impl Builder {
                     _ => AstBinOp::Pow,
                 };
                 let span = lhs.span.to(rhs.span);
-                mk(AstExprKind::Bin { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span)
+                ast_expr(AstExprKind::Bin { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span)
             })
             .parse(p.into_inner());
         if e.depth > MAX_DEPTH {
@@ -404,26 +405,26 @@ impl Builder {
         let span = self.span(&p);
         match p.as_rule() {
             Rule::number => match p.as_str().parse::<f64>() {
-                Ok(v) if v.is_finite() => mk(AstExprKind::Num(v), span),
+                Ok(v) if v.is_finite() => ast_expr(AstExprKind::Num(v), span),
                 _ => {
                     self.fail(Diagnostic::error(ErrorKind::BadValue("number out of range".into()), span));
-                    mk(AstExprKind::Num(0.0), span)
+                    ast_expr(AstExprKind::Num(0.0), span)
                 }
             },
-            Rule::string => mk(AstExprKind::Str(p.into_inner().as_str().to_string()), span),
-            Rule::ident => mk(AstExprKind::Ident(p.as_str().to_string()), span),
-            Rule::list => mk(AstExprKind::List(p.into_inner().map(|q| self.expr(q)).collect()), span),
+            Rule::string => ast_expr(AstExprKind::Str(p.into_inner().as_str().to_string()), span),
+            Rule::ident => ast_expr(AstExprKind::Ident(p.as_str().to_string()), span),
+            Rule::list => ast_expr(AstExprKind::List(p.into_inner().map(|q| self.expr(q)).collect()), span),
             Rule::call => {
                 let mut it = p.into_inner();
                 let func = self.ident(it.next().expect("callee"));
                 let args = it.map(|a| self.arg(a)).collect();
-                mk(AstExprKind::Call { func, args }, span)
+                ast_expr(AstExprKind::Call { func, args }, span)
             }
             Rule::expr => {
                 // Parenthesised: keep the inner expression, widen nothing.
                 self.expr(p)
             }
-            _ => mk(AstExprKind::Num(0.0), span),
+            _ => ast_expr(AstExprKind::Num(0.0), span),
         }
     }
 }
@@ -445,7 +446,9 @@ fn trim_trailing(mut s: &str) -> &str {
     }
 }
 
-fn mk(kind: AstExprKind, span: Span) -> AstExpr {
+/// An AST node with the height of its tree; deeper than [`MAX_DEPTH`], a
+/// shallow placeholder instead (the caller reports `TooComplex`).
+fn ast_expr(kind: AstExprKind, span: Span) -> AstExpr {
     let depth = match &kind {
         AstExprKind::Bin { lhs, rhs, .. } => 1 + lhs.depth.max(rhs.depth),
         AstExprKind::Neg(a) => 1 + a.depth,

@@ -47,7 +47,7 @@ pub fn normalize(p: &Path) -> PathBuf {
 }
 
 /// Lexically clean a (possibly relative) path for display: `a/b/../c` → `a/c`.
-fn clean(p: &Path) -> PathBuf {
+fn clean_for_display(p: &Path) -> PathBuf {
     let mut out: Vec<std::path::Component> = Vec::new();
     for c in p.components() {
         match c {
@@ -195,7 +195,7 @@ impl Sources {
         for it in &ast.items {
             if let Item::Import(imp) = it {
                 let target = dir.join(&imp.path);
-                let disp = clean(&disp_dir.join(&imp.path)).display().to_string();
+                let disp = clean_for_display(&disp_dir.join(&imp.path)).display().to_string();
                 self.load_one(&target, disp, Some(imp.span), seen, stack);
             }
         }

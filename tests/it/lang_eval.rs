@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use peftc::lang::eval::{self, Env, NamedArray};
+use peftc::lang::interpret::{self, Env, NamedArray};
 use peftc::lang::ir::{ModelShapes, TOKENS};
 use peftc::lang::{self, Options};
 
@@ -51,17 +51,17 @@ fn merged_weight_reproduces_the_output_for_every_scheme() {
             let x = NamedArray::from_fn(&[TOKENS.into(), "in".into()], &sizes, |_| rng.next());
 
             let mut env = Env { sizes: &sizes, x: &x, w: &w, tensors: &tensors, lets: BTreeMap::new() };
-            eval::eval_lets(inst, &mut env);
-            let y = eval::forward(inst, &env);
+            interpret::eval_lets(inst, &mut env);
+            let y = interpret::forward(inst, &env);
 
             // The merged weight: x := I, so `tokens` has size `in`.
             let mut msizes = sizes.clone();
             msizes.insert(TOKENS.into(), sizes["in"]);
             let mut menv = Env { sizes: &msizes, x: &x, w: &w, tensors: &tensors, lets: BTreeMap::new() };
-            eval::eval_lets(inst, &mut menv);
-            let wm = eval::merged_weight(inst, &menv).expect("merged weight");
+            interpret::eval_lets(inst, &mut menv);
+            let wm = interpret::merged_weight(inst, &menv).expect("merged weight");
             let wm = NamedArray { dims: vec!["in".into(), "out".into()], ..wm };
-            let y2 = eval::matmul(&x, &wm, "in", &sizes).permuted(&y.dims);
+            let y2 = interpret::matmul(&x, &wm, "in", &sizes).permuted(&y.dims);
 
             let scale = y.data.iter().fold(1.0f64, |a, v| a.max(v.abs()));
             for (a, b) in y.data.iter().zip(&y2.data) {
@@ -88,7 +88,7 @@ fn lora_output_matches_a_hand_computation() {
     let b = NamedArray::from_fn(&["r".into(), "out".into()], &sizes, |i| (i + 1) as f64); // [[1,2,3],[4,5,6]]
     let tensors = BTreeMap::from([("A".to_string(), a), ("B".to_string(), b)]);
     let env = Env { sizes: &sizes, x: &x, w: &w, tensors: &tensors, lets: BTreeMap::new() };
-    let y = eval::forward(inst, &env);
+    let y = interpret::forward(inst, &env);
     // x A = [15, 0]; (x A) B = [15, 30, 45]; times 0.5.
     assert_eq!(y.data, vec![7.5, 15.0, 22.5]);
 }

@@ -41,7 +41,7 @@ impl NamedArray {
     }
 
     /// Value at a named multi-index (dims missing from `idx` are an error).
-    fn at(&self, idx: &BTreeMap<&str, usize>) -> f64 {
+    fn value_at(&self, idx: &BTreeMap<&str, usize>) -> f64 {
         let mut flat = 0;
         for (d, &s) in self.dims.iter().zip(&self.shape) {
             flat = flat * s + idx[d.as_str()];
@@ -55,7 +55,7 @@ impl NamedArray {
         let mut out = NamedArray::from_fn(dims, &sizes, |_| 0.0);
         for i in 0..out.len() {
             let idx = out.index_of(i);
-            out.data[i] = self.at(&idx);
+            out.data[i] = self.value_at(&idx);
         }
         out
     }
@@ -73,11 +73,12 @@ pub struct Env<'a> {
     pub lets: BTreeMap<String, NamedArray>,
 }
 
-fn zip(a: &NamedArray, b: &NamedArray, dims: &[Dim], sizes: &BTreeMap<Dim, usize>, f: impl Fn(f64, f64) -> f64) -> NamedArray {
+/// `f` applied entry by entry to `a` and `b` broadcast to `dims`.
+fn elementwise(a: &NamedArray, b: &NamedArray, dims: &[Dim], sizes: &BTreeMap<Dim, usize>, f: impl Fn(f64, f64) -> f64) -> NamedArray {
     let mut out = NamedArray::from_fn(dims, sizes, |_| 0.0);
     for i in 0..out.len() {
         let idx = out.index_of(i);
-        out.data[i] = f(a.at(&idx), b.at(&idx));
+        out.data[i] = f(a.value_at(&idx), b.value_at(&idx));
     }
     out
 }
@@ -120,7 +121,7 @@ pub fn eval(e: &Expr, env: &Env) -> NamedArray {
                 BinOp::Min => f64::min,
                 BinOp::Max => f64::max,
             };
-            zip(&a, &b, &e.dims, sizes, f)
+            elementwise(&a, &b, &e.dims, sizes, f)
         }
         ExprKind::MatMul { lhs, rhs, contract } => {
             let (a, b) = (eval(lhs, env), eval(rhs, env));
@@ -130,7 +131,7 @@ pub fn eval(e: &Expr, env: &Env) -> NamedArray {
                 let mut s = 0.0;
                 for c in 0..sizes[contract] {
                     idx.insert(contract.as_str(), c);
-                    s += a.at(&idx) * b.at(&idx);
+                    s += a.value_at(&idx) * b.value_at(&idx);
                 }
                 out.data[i] = s;
             }
@@ -172,7 +173,7 @@ pub fn eval(e: &Expr, env: &Env) -> NamedArray {
             let mut out = NamedArray::from_fn(output, sizes, |_| 0.0);
             for i in 0..space.len() {
                 let idx = space.index_of(i);
-                let p: f64 = vals.iter().map(|v| v.at(&idx)).product();
+                let p: f64 = vals.iter().map(|v| v.value_at(&idx)).product();
                 let mut flat = 0;
                 for (d, &s) in out.dims.iter().zip(&out.shape) {
                     flat = flat * s + idx[d.as_str()];
@@ -198,7 +199,7 @@ pub fn forward(inst: &SchemeInstance, env: &Env) -> NamedArray {
         Output::Delta(e) => {
             let base = matmul(env.x, env.w, "in", env.sizes);
             let d = eval(e, env).permuted(&base.dims);
-            zip(&base, &d, &base.dims.clone(), env.sizes, |a, b| a + b)
+            elementwise(&base, &d, &base.dims.clone(), env.sizes, |a, b| a + b)
         }
         Output::Y(e) => eval(e, env).permuted(&[TOKENS.into(), "out".into()]),
     }
@@ -210,7 +211,7 @@ pub fn merged_weight(inst: &SchemeInstance, env: &Env) -> Option<NamedArray> {
     let f = eval(m, env).permuted(&[TOKENS.into(), "out".into()]);
     if inst.mergeability.adds_base {
         let w = NamedArray { dims: vec![TOKENS.into(), "out".into()], ..env.w.clone() };
-        Some(zip(&w, &f, &f.dims.clone(), env.sizes, |a, b| a + b))
+        Some(elementwise(&w, &f, &f.dims.clone(), env.sizes, |a, b| a + b))
     } else {
         Some(f)
     }
@@ -225,7 +226,7 @@ pub fn matmul(a: &NamedArray, b: &NamedArray, c: &str, sizes: &BTreeMap<Dim, usi
         let mut s = 0.0;
         for k in 0..sizes[c] {
             idx.insert(c, k);
-            s += a.at(&idx) * b.at(&idx);
+            s += a.value_at(&idx) * b.value_at(&idx);
         }
         out.data[i] = s;
     }
