@@ -139,7 +139,8 @@ pub struct AstOutput {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum SchemeItem {
-    Tensor(AstTensor),
+    /// Boxed: a tensor declaration is several times the size of the others.
+    Tensor(Box<AstTensor>),
     Let(AstLet),
     Output(AstOutput),
 }

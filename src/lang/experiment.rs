@@ -20,6 +20,10 @@ pub struct SchemeRef<'a> {
 }
 
 /// Push an error with a primary label.
+/// One swept argument of a run: its name, its values with their spans, and
+/// whether it overrides a train setting (rather than a scheme parameter).
+type SweepAxis = (String, Vec<(f64, Span)>, bool);
+
 fn push_error(d: &mut Vec<Diagnostic>, kind: ErrorKind, span: Span, label: &str) {
     d.push(Diagnostic::error(kind, span).label(label));
 }
@@ -61,7 +65,7 @@ fn positive_number(e: &AstExpr, what: &str, allow_zero: bool, d: &mut Vec<Diagno
 }
 
 /// The name when `e` is a bare word (`all`, `none`, `bf16`, …).
-fn bare_word<'a>(e: &'a AstExpr) -> Option<&'a str> {
+fn bare_word(e: &AstExpr) -> Option<&str> {
     match &e.kind {
         AstExprKind::Ident(n) => Some(n),
         _ => None,
@@ -610,7 +614,7 @@ pub fn check(
             continue;
         };
         // Arguments: scheme params and train overrides, each possibly a sweep.
-        let mut axes: Vec<(String, Vec<(f64, Span)>, bool)> = Vec::new(); // (name, values, is_override)
+        let mut axes: Vec<SweepAxis> = Vec::new();
         let mut bad = false;
         let mut seen_args: BTreeMap<&str, Span> = BTreeMap::new();
         for a in &r.args {

@@ -18,12 +18,14 @@ pub const MAX_FILE_BYTES: usize = 256 * 1024;
 pub const MAX_DEPTH: usize = 96;
 
 /// Parse one file. `file` is the file id used in spans.
-pub fn parse_file(file: usize, src: &str) -> Result<AstFile, Diagnostic> {
+/// A failure is one diagnostic (parsing stops at the first syntax error),
+/// boxed: it is large next to the tree.
+pub fn parse_file(file: usize, src: &str) -> Result<AstFile, Box<Diagnostic>> {
     if src.len() > MAX_FILE_BYTES {
-        return Err(Diagnostic::error(
+        return Err(Box::new(Diagnostic::error(
             ErrorKind::TooComplex(format!("file is {} bytes; the limit is {MAX_FILE_BYTES}", src.len())),
             Span::new(file, 0, 0),
-        ));
+        )));
     }
     let mut depth = 0usize;
     for (i, c) in src.char_indices() {
@@ -31,17 +33,17 @@ pub fn parse_file(file: usize, src: &str) -> Result<AstFile, Diagnostic> {
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
-                    return Err(Diagnostic::error(
+                    return Err(Box::new(Diagnostic::error(
                         ErrorKind::TooComplex(format!("brackets nested deeper than {MAX_DEPTH}")),
                         Span::new(file, i, i + 1),
-                    ));
+                    )));
                 }
             }
             ')' | ']' | '}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    let pairs = PeftParser::parse(Rule::file, src).map_err(|e| syntax_error(file, src, e))?;
+    let pairs = PeftParser::parse(Rule::file, src).map_err(|e| Box::new(syntax_error(file, src, e)))?;
     let mut b = Builder { file, error: None };
     let mut items = Vec::new();
     for pair in pairs.flatten().take(1) {
@@ -55,7 +57,7 @@ pub fn parse_file(file: usize, src: &str) -> Result<AstFile, Diagnostic> {
         }
     }
     match b.error {
-        Some(d) => Err(d),
+        Some(d) => Err(Box::new(d)),
         None => Ok(AstFile { items }),
     }
 }
@@ -210,7 +212,7 @@ impl Builder {
                     }
                     items.push(SchemeItem::Output(AstOutput { kind, value: value.expect("output value"), span: ospan }));
                 }
-                Rule::tensor_decl => items.push(SchemeItem::Tensor(self.tensor(q))),
+                Rule::tensor_decl => items.push(SchemeItem::Tensor(Box::new(self.tensor(q)))),
                 _ => {}
             }
         }

@@ -139,7 +139,7 @@ impl Sources {
                 }
                 s.files.push(SourceFile { id, path: PathBuf::from(name), ast });
             }
-            Err(d) => s.diags.push(d),
+            Err(d) => s.diags.push(*d),
         }
         s
     }
@@ -185,7 +185,7 @@ impl Sources {
         let ast = match parsed {
             Ok(a) => a,
             Err(d) => {
-                self.diags.push(d);
+                self.diags.push(*d);
                 return;
             }
         };
