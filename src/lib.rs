@@ -14,12 +14,12 @@
 //! `cli` holds one file per subcommand; it is the only place that picks a
 //! concrete Burn backend.
 
-pub mod lang;
-pub mod pretrained;
-pub mod model;
-pub mod lower;
-pub mod data;
-pub mod train;
-pub mod runs;
-pub mod report;
 pub mod cli;
+pub mod data;
+pub mod lang;
+pub mod lower;
+pub mod model;
+pub mod pretrained;
+pub mod report;
+pub mod runs;
+pub mod train;

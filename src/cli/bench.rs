@@ -86,7 +86,9 @@ fn cpu_peak_tflops() -> f64 {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let mhz = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("cpu MHz")).and_then(|l| l.split(':').nth(1)).and_then(|v| v.trim().parse::<f64>().ok()))
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("cpu MHz")).and_then(|l| l.split(':').nth(1)).and_then(|v| v.trim().parse::<f64>().ok())
+        })
         .unwrap_or(2500.0);
     cores * mhz * 1e6 * 32.0 / 1e12
 }
@@ -135,10 +137,17 @@ impl BackendTask for BenchTask<'_> {
         let workers = crate::train::backend::training_workers(backend);
         let tokens = (a.batch * a.seq) as f64;
         let mut step = |adapter: &mut Adapter<B>| {
-            let step = step_gradients(&model, &*adapter, &refs, a.seq + 1, LossOn::All, workers, &device).expect("bench batches have targets");
+            let step =
+                step_gradients(&model, &*adapter, &refs, a.seq + 1, LossOn::All, workers, &device).expect("bench batches have targets");
             apply_gradients(adapter, &mut opt, step.grads, Some(1.0), 1e-4);
         };
-        eprintln!("bench: {} on {backend} ({device_name}), batch {} × seq {}, {} trainable params", program.scheme, a.batch, a.seq, adapter.num_trainable());
+        eprintln!(
+            "bench: {} on {backend} ({device_name}), batch {} × seq {}, {} trainable params",
+            program.scheme,
+            a.batch,
+            a.seq,
+            adapter.num_trainable()
+        );
         let t = Instant::now();
         step(&mut adapter);
         eprintln!("warm-up step: {:.2} s", t.elapsed().as_secs_f64());

@@ -31,10 +31,7 @@ pub fn cmd_tokenize(args: &TokenizeArgs) -> Result<()> {
         source::ModelFormat::HfDir => Tokenizer::from_json_file(&path.join(crate::pretrained::hf_dir::TOKENIZER_FILE))?,
     };
     let ids = tokenizer.encode(text)?;
-    let pieces: Vec<String> = ids
-        .iter()
-        .map(|&i| tokenizer.id_to_token(i).unwrap_or_default())
-        .collect();
+    let pieces: Vec<String> = ids.iter().map(|&i| tokenizer.id_to_token(i).unwrap_or_default()).collect();
     println!("{} tokens", ids.len());
     println!("ids:    {ids:?}");
     println!("tokens: {pieces:?}");

@@ -75,17 +75,11 @@ pub fn resolve_split(data: &str, split: &str) -> Result<PathBuf, DataError> {
         return Err(DataError::NotFound { what: format!("dataset `{data}`"), tried: vec![as_path] });
     };
     let tried: Vec<PathBuf> = dirs.iter().map(|d| d.join(&file)).collect();
-    tried
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or(DataError::NotFound { what: format!("GSM8K split `{split}`"), tried })
+    tried.iter().find(|p| p.is_file()).cloned().ok_or(DataError::NotFound { what: format!("GSM8K split `{split}`"), tried })
 }
 
 fn encode_text(tok: &Tokenizer, text: &str) -> Result<Vec<u32>, DataError> {
-    tok.encode(text, false)
-        .map(|e| e.get_ids().to_vec())
-        .map_err(|e| DataError::Tokenizer { message: e.to_string() })
+    tok.encode(text, false).map(|e| e.get_ids().to_vec()).map_err(|e| DataError::Tokenizer { message: e.to_string() })
 }
 
 /// Tokenizes an example in the reference format and truncates it to
@@ -112,7 +106,14 @@ pub fn encode_all(tok: &Tokenizer, examples: &[Gsm8kExample], eos_id: u32, max_l
 
 /// A split of a GSM8K directory (see [`resolve_split`] for what `data` may
 /// name), `subset` of it, encoded by [`encode_example`].
-pub fn load_split(data: &Path, split: &str, subset: Subset, tok: &Tokenizer, eos_id: u32, max_len: usize) -> Result<Vec<Example>, DataError> {
+pub fn load_split(
+    data: &Path,
+    split: &str,
+    subset: Subset,
+    tok: &Tokenizer,
+    eos_id: u32,
+    max_len: usize,
+) -> Result<Vec<Example>, DataError> {
     let path = resolve_split(&data.to_string_lossy(), split)?;
     let mut all = read_jsonl(&path)?;
     if let Subset::First(n) = subset {

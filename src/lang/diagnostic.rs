@@ -174,10 +174,7 @@ impl fmt::Display for ErrorKind {
                 write!(f, "`{tensor}` is shared across targets of different shapes: {a} vs {b}")
             }
             AcrossTarget(m) => write!(f, "invalid `across`: {m}"),
-            TiedInitFromW(t) => write!(
-                f,
-                "`{t}` is shared between layers, but its init depends on the per-layer base weight `W`"
-            ),
+            TiedInitFromW(t) => write!(f, "`{t}` is shared between layers, but its init depends on the per-layer base weight `W`"),
             InitShape(m) => write!(f, "init does not fit the tensor: {m}"),
             InitKind(m) => write!(f, "{m}"),
             InitDependency(m) => write!(f, "an init may only use `W` and constants: {m}"),
@@ -190,14 +187,8 @@ impl fmt::Display for ErrorKind {
             ModelShapes(m) => write!(f, "cannot determine the model's shapes: {m}"),
             BadValue(m) => write!(f, "invalid value: {m}"),
             EmptySweep(a) => write!(f, "the sweep over `{a}` is empty"),
-            NotIdentityAtInit(s) => write!(
-                f,
-                "scheme `{s}` does not start as the identity change (no factor is zero-initialised)"
-            ),
-            PartialCoversLayers { k, layers } => write!(
-                f,
-                "`partial({k})` on {layers} adapted layers stores more than `per_layer` would"
-            ),
+            NotIdentityAtInit(s) => write!(f, "scheme `{s}` does not start as the identity change (no factor is zero-initialised)"),
+            PartialCoversLayers { k, layers } => write!(f, "`partial({k})` on {layers} adapted layers stores more than `per_layer` would"),
             NotMergeable(m) => write!(f, "not mergeable into the base weight: {m}"),
             Unused(m) => write!(f, "{m}"),
         }
@@ -326,11 +317,7 @@ fn to_codespan(d: &Diagnostic, files: &[(String, String)]) -> CsDiagnostic<usize
             labels.push(Label::secondary(s.file, r).with_message(m.clone()));
         }
     }
-    CsDiagnostic::new(sev)
-        .with_code(d.kind.code())
-        .with_message(d.kind.to_string())
-        .with_labels(labels)
-        .with_notes(d.notes.clone())
+    CsDiagnostic::new(sev).with_code(d.kind.code()).with_message(d.kind.to_string()).with_labels(labels).with_notes(d.notes.clone())
 }
 
 /// Levenshtein distance (small strings only).

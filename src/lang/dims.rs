@@ -81,19 +81,13 @@ pub fn reassociate(e: Expr, size_sets: &[Sizes]) -> Expr {
             }
         }
         ExprKind::Unary { func, arg } => ExprKind::Unary { func, arg: Box::new(reassociate(*arg, size_sets)) },
-        ExprKind::Binary { op, lhs, rhs } => ExprKind::Binary {
-            op,
-            lhs: Box::new(reassociate(*lhs, size_sets)),
-            rhs: Box::new(reassociate(*rhs, size_sets)),
-        },
-        ExprKind::Reduce { func, arg, over, eps } => {
-            ExprKind::Reduce { func, arg: Box::new(reassociate(*arg, size_sets)), over, eps }
+        ExprKind::Binary { op, lhs, rhs } => {
+            ExprKind::Binary { op, lhs: Box::new(reassociate(*lhs, size_sets)), rhs: Box::new(reassociate(*rhs, size_sets)) }
         }
-        ExprKind::Einsum { inputs, output, args } => ExprKind::Einsum {
-            inputs,
-            output,
-            args: args.into_iter().map(|a| reassociate(a, size_sets)).collect(),
-        },
+        ExprKind::Reduce { func, arg, over, eps } => ExprKind::Reduce { func, arg: Box::new(reassociate(*arg, size_sets)), over, eps },
+        ExprKind::Einsum { inputs, output, args } => {
+            ExprKind::Einsum { inputs, output, args: args.into_iter().map(|a| reassociate(a, size_sets)).collect() }
+        }
         k => k,
     };
     Expr { kind, dims, depends_on_x, depends_on_trainable }

@@ -142,7 +142,12 @@ fn model(e: &AstExpr, dir: &Path, override_shapes: Option<&ModelShapes>, d: &mut
             AstExprKind::Str(n) => match preset::preset(n) {
                 Some(p) => Some(p),
                 None => {
-                    push_error(d, ErrorKind::ModelShapes(format!("unknown preset `{n}` (known: {})", preset::PRESETS.join(", "))), h.span, "unknown preset");
+                    push_error(
+                        d,
+                        ErrorKind::ModelShapes(format!("unknown preset `{n}` (known: {})", preset::PRESETS.join(", "))),
+                        h.span,
+                        "unknown preset",
+                    );
                     return None;
                 }
             },
@@ -167,7 +172,12 @@ fn model(e: &AstExpr, dir: &Path, override_shapes: Option<&ModelShapes>, d: &mut
         "preset" => match preset::preset(s) {
             Some(p) => (ModelSource::Preset(s.to_string()), Ok(p)),
             None => {
-                push_error(d, ErrorKind::ModelShapes(format!("unknown preset `{s}` (known: {})", preset::PRESETS.join(", "))), sspan, "unknown preset");
+                push_error(
+                    d,
+                    ErrorKind::ModelShapes(format!("unknown preset `{s}` (known: {})", preset::PRESETS.join(", "))),
+                    sspan,
+                    "unknown preset",
+                );
                 return None;
             }
         },
@@ -195,7 +205,12 @@ fn model(e: &AstExpr, dir: &Path, override_shapes: Option<&ModelShapes>, d: &mut
 
 fn data(e: &AstExpr, dir: &Path, d: &mut Vec<Diagnostic>) -> Option<DataSpec> {
     let Some((func, args)) = call_parts(e).filter(|(f, _)| f.name == "gsm8k") else {
-        push_error(d, ErrorKind::BadValue("`data` is gsm8k(\"dir\", train: N|all, test: N|all, max_len: N, loss: all|completion)".into()), e.span, "here");
+        push_error(
+            d,
+            ErrorKind::BadValue("`data` is gsm8k(\"dir\", train: N|all, test: N|all, max_len: N, loss: all|completion)".into()),
+            e.span,
+            "here",
+        );
         return None;
     };
     let _ = func;
@@ -331,7 +346,12 @@ fn schedule(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Schedule> {
         "cosine" => ScheduleKind::Cosine,
         "linear" => ScheduleKind::Linear,
         _ => {
-            push_error(d, ErrorKind::BadValue("schedule is constant, cosine or linear (optionally with warmup: steps or warmup_ratio: r)".into()), e.span, "here");
+            push_error(
+                d,
+                ErrorKind::BadValue("schedule is constant, cosine or linear (optionally with warmup: steps or warmup_ratio: r)".into()),
+                e.span,
+                "here",
+            );
             return None;
         }
     };
@@ -340,7 +360,10 @@ fn schedule(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Schedule> {
     }
     let warmup = match (named_arg(args, "warmup"), named_arg(args, "warmup_ratio")) {
         (Some(a), Some(b)) => {
-            d.push(Diagnostic::error(ErrorKind::BadValue("give `warmup` or `warmup_ratio`, not both".into()), b.span).with(a.span, "warmup given here"));
+            d.push(
+                Diagnostic::error(ErrorKind::BadValue("give `warmup` or `warmup_ratio`, not both".into()), b.span)
+                    .with(a.span, "warmup given here"),
+            );
             return None;
         }
         (Some(a), None) => Warmup::Steps(integer_at_least(a, "warmup", 0, d)? as usize),
@@ -586,7 +609,9 @@ pub fn check(
             ExperimentItem::Run(_) => {}
         }
     }
-    for (k, present) in [("model", seen.contains_key("model")), ("data", seen.contains_key("data")), ("targets", seen.contains_key("targets"))] {
+    for (k, present) in
+        [("model", seen.contains_key("model")), ("data", seen.contains_key("data")), ("targets", seen.contains_key("targets"))]
+    {
         if !present {
             d.push(Diagnostic::error(ErrorKind::MissingSetting(k.into()), x.name.span).label(format!("this experiment has no `{k}`")));
             ok = false;
@@ -604,8 +629,8 @@ pub fn check(
     let mut names: BTreeMap<String, Span> = BTreeMap::new();
     for r in runs_ast {
         let Some(sref) = schemes.get(&r.scheme.name) else {
-            let mut diag = Diagnostic::error(ErrorKind::UnknownScheme(r.scheme.name.clone()), r.scheme.span)
-                .label("no scheme of this name is loaded");
+            let mut diag =
+                Diagnostic::error(ErrorKind::UnknownScheme(r.scheme.name.clone()), r.scheme.span).label("no scheme of this name is loaded");
             if let Some(h) = super::diagnostic::did_you_mean(&r.scheme.name, schemes.keys().map(String::as_str)) {
                 diag = diag.note(h);
             }
@@ -619,12 +644,21 @@ pub fn check(
         let mut seen_args: BTreeMap<&str, Span> = BTreeMap::new();
         for a in &r.args {
             let Some(n) = &a.name else {
-                push_error(d, ErrorKind::BadValue("run arguments are named, e.g. `lora(r: 16)`".into()), a.value.span, "positional argument");
+                push_error(
+                    d,
+                    ErrorKind::BadValue("run arguments are named, e.g. `lora(r: 16)`".into()),
+                    a.value.span,
+                    "positional argument",
+                );
                 bad = true;
                 continue;
             };
             if let Some(prev) = seen_args.insert(&n.name, n.span) {
-                d.push(Diagnostic::error(ErrorKind::Duplicate { what: "argument", name: n.name.clone() }, n.span).label("given again").with(prev, "first given here"));
+                d.push(
+                    Diagnostic::error(ErrorKind::Duplicate { what: "argument", name: n.name.clone() }, n.span)
+                        .label("given again")
+                        .with(prev, "first given here"),
+                );
                 bad = true;
                 continue;
             }
@@ -636,13 +670,10 @@ pub fn check(
                 if let Some(h) = super::diagnostic::did_you_mean(&n.name, sref.ast.params.iter().map(|p| p.name.name.as_str())) {
                     diag = diag.note(h);
                 }
-                d.push(
-                    diag
-                        .note(format!(
-                            "its parameters are: {}",
-                            sref.ast.params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>().join(", ")
-                        )),
-                );
+                d.push(diag.note(format!(
+                    "its parameters are: {}",
+                    sref.ast.params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>().join(", ")
+                )));
                 bad = true;
                 continue;
             }
@@ -653,7 +684,11 @@ pub fn check(
         }
         for kv in &r.overrides {
             if let Some(prev) = seen_args.insert(&kv.key.name, kv.key.span) {
-                d.push(Diagnostic::error(ErrorKind::Duplicate { what: "argument", name: kv.key.name.clone() }, kv.key.span).label("given again").with(prev, "first given here"));
+                d.push(
+                    Diagnostic::error(ErrorKind::Duplicate { what: "argument", name: kv.key.name.clone() }, kv.key.span)
+                        .label("given again")
+                        .with(prev, "first given here"),
+                );
                 bad = true;
                 continue;
             }
@@ -766,14 +801,5 @@ pub fn check(
     if !ok {
         return None;
     }
-    Some(Experiment {
-        name: x.name.name.clone(),
-        source_file: normalize(file),
-        model: source,
-        shapes,
-        data,
-        targets: groups,
-        train,
-        runs,
-    })
+    Some(Experiment { name: x.name.name.clone(), source_file: normalize(file), model: source, shapes, data, targets: groups, train, runs })
 }

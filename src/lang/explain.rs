@@ -66,11 +66,7 @@ pub fn fmt_expr(e: &Expr) -> String {
             s
         }
         ExprKind::Einsum { inputs, output, args } => {
-            let spec = format!(
-                "{} -> {}",
-                inputs.iter().map(|i| i.join(" ")).collect::<Vec<_>>().join(", "),
-                output.join(" ")
-            );
+            let spec = format!("{} -> {}", inputs.iter().map(|i| i.join(" ")).collect::<Vec<_>>().join(", "), output.join(" "));
             let a: Vec<String> = args.iter().map(fmt_expr).collect();
             format!("einsum(\"{spec}\", {})", a.join(", "))
         }
@@ -109,12 +105,8 @@ pub fn instance(inst: &SchemeInstance, title: &str) -> String {
             if t.trainable { "" } else { " frozen" },
             init
         );
-        let shared: Vec<String> = t
-            .groups
-            .iter()
-            .filter(|g| g.len() > 1)
-            .map(|g| g.iter().map(|x| x.name()).collect::<Vec<_>>().join("+"))
-            .collect();
+        let shared: Vec<String> =
+            t.groups.iter().filter(|g| g.len() > 1).map(|g| g.iter().map(|x| x.name()).collect::<Vec<_>>().join("+")).collect();
         if !shared.is_empty() {
             let _ = writeln!(s, "      shared across modules: {}", shared.join(", "));
         }
@@ -157,7 +149,14 @@ pub fn instance(inst: &SchemeInstance, title: &str) -> String {
     let _ = writeln!(s, "  {kind} = {}", fmt_expr(e));
     let _ = writeln!(s, "  FLOPs per token and layer (contraction order as printed):");
     for t in &inst.targets {
-        let _ = write!(s, "    {:<4} in {:>5} out {:>5}: {:>12}", t.target.name(), t.sizes["in"], t.sizes["out"], significant(t.flops_per_token));
+        let _ = write!(
+            s,
+            "    {:<4} in {:>5} out {:>5}: {:>12}",
+            t.target.name(),
+            t.sizes["in"],
+            t.sizes["out"],
+            significant(t.flops_per_token)
+        );
         if t.flops_per_step > 0.0 {
             let _ = write!(s, "  (+ {} per step)", significant(t.flops_per_step));
         }

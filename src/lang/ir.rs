@@ -301,14 +301,22 @@ pub enum Init<E = Expr> {
     Ones,
     /// Every entry this value (e.g. `init 1 / beta`).
     Constant(f64),
-    Normal { mean: f64, std: f64 },
-    Uniform { low: f64, high: f64 },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
     /// The identity matrix; only for two dims of equal size (checked).
     Identity,
     /// PyTorch's `kaiming_uniform_(a)`: U(-b, b), b = gain·√(3/fan_in),
     /// gain = √(2/(1+a²)); fan_in = product of every dim but the last
     /// (for `A : [in, r]`, fan_in = in, as PEFT's lora_A).
-    KaimingUniform { a: f64 },
+    KaimingUniform {
+        a: f64,
+    },
     /// Computed from the frozen base weight `W` and constants, once per
     /// (layer, target) at build time, e.g. `rms(W, over: in, eps: 1e-6)`.
     /// Its dims are a subset of the tensor's (broadcast to the tensor's dims).
@@ -524,14 +532,34 @@ pub enum ExprKind {
     /// A scalar constant (scheme parameters are substituted and constant
     /// scalar subexpressions folded).
     Num(f64),
-    Unary { func: UnaryFn, arg: Box<Expr> },
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Unary {
+        func: UnaryFn,
+        arg: Box<Expr>,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `lhs @ rhs`, contracting the one dim `contract` both share. Chains are
     /// already re-associated into the cheapest order.
-    MatMul { lhs: Box<Expr>, rhs: Box<Expr>, contract: Dim },
-    Reduce { func: ReduceFn, arg: Box<Expr>, over: Option<Dim>, eps: f64 },
+    MatMul {
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+        contract: Dim,
+    },
+    Reduce {
+        func: ReduceFn,
+        arg: Box<Expr>,
+        over: Option<Dim>,
+        eps: f64,
+    },
     /// Named einsum: `inputs[i]` are the dims of `args[i]` in the spec's
     /// order (a permutation of that arg's dims); dims missing from `output`
     /// are summed over.
-    Einsum { inputs: Vec<Vec<Dim>>, output: Vec<Dim>, args: Vec<Expr> },
+    Einsum {
+        inputs: Vec<Vec<Dim>>,
+        output: Vec<Dim>,
+        args: Vec<Expr>,
+    },
 }

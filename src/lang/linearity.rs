@@ -39,10 +39,7 @@ fn degree(e: &Expr, lets: &BTreeMap<String, Expr>, why: &mut Option<String>) -> 
         }
         ExprKind::Reduce { func, arg, .. } => match degree(arg, lets, why) {
             Const => Const,
-            _ => nl(
-                format!("`{}` is applied to a value that depends on `x`", if *func == ReduceFn::Rms { "rms" } else { "norm" }),
-                why,
-            ),
+            _ => nl(format!("`{}` is applied to a value that depends on `x`", if *func == ReduceFn::Rms { "rms" } else { "norm" }), why),
         },
         ExprKind::Binary { op, lhs, rhs } => {
             let (a, b) = (degree(lhs, lets, why), degree(rhs, lets, why));
@@ -128,16 +125,12 @@ fn substitute(e: &Expr, lets: &BTreeMap<String, Expr>) -> Expr {
         ExprKind::Binary { op, lhs, rhs } => {
             ExprKind::Binary { op: *op, lhs: Box::new(substitute(lhs, lets)), rhs: Box::new(substitute(rhs, lets)) }
         }
-        ExprKind::MatMul { lhs, rhs, contract } => ExprKind::MatMul {
-            lhs: Box::new(substitute(lhs, lets)),
-            rhs: Box::new(substitute(rhs, lets)),
-            contract: contract.clone(),
-        },
-        ExprKind::Einsum { inputs, output, args } => ExprKind::Einsum {
-            inputs: inputs.clone(),
-            output: output.clone(),
-            args: args.iter().map(|a| substitute(a, lets)).collect(),
-        },
+        ExprKind::MatMul { lhs, rhs, contract } => {
+            ExprKind::MatMul { lhs: Box::new(substitute(lhs, lets)), rhs: Box::new(substitute(rhs, lets)), contract: contract.clone() }
+        }
+        ExprKind::Einsum { inputs, output, args } => {
+            ExprKind::Einsum { inputs: inputs.clone(), output: output.clone(), args: args.iter().map(|a| substitute(a, lets)).collect() }
+        }
         k => k.clone(),
     };
     Expr { kind, dims: e.dims.clone(), depends_on_x: false, depends_on_trainable: e.depends_on_trainable }
@@ -155,12 +148,7 @@ pub fn analyse(out: &Output, lets: &BTreeMap<String, Expr>, merge_sizes: &[Sizes
             let merged = dims::reassociate(substitute(e, lets), merge_sizes);
             Mergeability { linear: true, merged: Some(merged), adds_base, reason: None }
         }
-        Degree::Const => Mergeability {
-            linear: false,
-            merged: None,
-            adds_base,
-            reason: Some("the output does not depend on `x`".into()),
-        },
+        Degree::Const => Mergeability { linear: false, merged: None, adds_base, reason: Some("the output does not depend on `x`".into()) },
         Degree::Nonlinear => Mergeability { linear: false, merged: None, adds_base, reason: why },
     }
 }

@@ -174,7 +174,9 @@ mod tests {
 
     #[test]
     fn nonlinear_output_is_not_mergeable() {
-        let (p, d) = check_src("scheme s(r = 4) { A : [in, r] per_layer init ones  B : [r, out] per_layer init zeros  delta = ((x @ A) * (x @ A)) @ B }");
+        let (p, d) = check_src(
+            "scheme s(r = 4) { A : [in, r] per_layer init ones  B : [r, out] per_layer init zeros  delta = ((x @ A) * (x @ A)) @ B }",
+        );
         let p = p.unwrap_or_else(|| panic!("{}", d.render(false)));
         assert!(!p.schemes[0].mergeability.linear);
         assert!(d.items.iter().any(|x| x.kind.code() == "W0103"));
@@ -182,7 +184,8 @@ mod tests {
 
     #[test]
     fn typos_get_a_suggestion() {
-        let (_, d) = check_src("scheme s(r = 4) { A : [in, r] per_layer init zeros  B : [r, out] per_layer init zeros  delta = x @ A @ b }");
+        let (_, d) =
+            check_src("scheme s(r = 4) { A : [in, r] per_layer init zeros  B : [r, out] per_layer init zeros  delta = x @ A @ b }");
         let e = d.items.iter().find(|x| x.kind.code() == "E0102").unwrap();
         assert!(e.notes.iter().any(|n| n == "did you mean `B`?"), "{:?}", e.notes);
         assert_eq!(diagnostic::did_you_mean("adamw_lr", ["lr", "batch"]), None);

@@ -56,8 +56,16 @@ pub fn instance_table(inst: &SchemeInstance) -> String {
         let _ = writeln!(
             s,
             "  {:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}",
-            r[0], r[1], r[2], r[3], r[4],
-            w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3],
+            w4 = w[4]
         );
     };
     line(&mut s, header);
@@ -72,7 +80,11 @@ pub fn instance_table(inst: &SchemeInstance) -> String {
 pub fn report(p: &Program) -> String {
     let mut s = String::new();
     if p.experiments.is_empty() {
-        let _ = writeln!(s, "schemes with their defaults on {} (all 7 targets, {} layers)\n", p.default_shapes.name, p.default_shapes.num_layers);
+        let _ = writeln!(
+            s,
+            "schemes with their defaults on {} (all 7 targets, {} layers)\n",
+            p.default_shapes.name, p.default_shapes.num_layers
+        );
         let w = p.schemes.iter().map(|x| x.name.len()).max().unwrap_or(0);
         for inst in &p.schemes {
             let _ = writeln!(s, "{:<w$}  {:>12}", inst.name, thousands(inst.trainable_params));

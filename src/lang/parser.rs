@@ -310,10 +310,7 @@ impl Builder {
                                     let mut nums = r.into_inner().map(|n| n.as_str().parse::<usize>());
                                     match (nums.next(), nums.next()) {
                                         (Some(Ok(a)), Some(Ok(b))) => layers = Some((a, b, rspan)),
-                                        _ => self.fail(Diagnostic::error(
-                                            ErrorKind::BadValue("layer index is too large".into()),
-                                            rspan,
-                                        )),
+                                        _ => self.fail(Diagnostic::error(ErrorKind::BadValue("layer index is too large".into()), rspan)),
                                     }
                                 }
                                 _ => {}
@@ -341,9 +338,7 @@ impl Builder {
                         match r.as_rule() {
                             Rule::ident => run.scheme = self.ident(r),
                             Rule::run_args => run.args = r.into_inner().map(|a| self.arg(a)).collect(),
-                            Rule::run_alias => {
-                                run.alias = r.into_inner().find(|x| x.as_rule() == Rule::ident).map(|i| self.ident(i))
-                            }
+                            Rule::run_alias => run.alias = r.into_inner().find(|x| x.as_rule() == Rule::ident).map(|i| self.ident(i)),
                             Rule::run_overrides => {
                                 run.overrides = r.into_inner().map(|k| self.key_value(k)).collect();
                             }
@@ -395,10 +390,7 @@ impl Builder {
             })
             .parse(p.into_inner());
         if e.depth > MAX_DEPTH {
-            self.fail(Diagnostic::error(
-                ErrorKind::TooComplex(format!("expression nested deeper than {MAX_DEPTH}")),
-                e.span,
-            ));
+            self.fail(Diagnostic::error(ErrorKind::TooComplex(format!("expression nested deeper than {MAX_DEPTH}")), e.span));
         }
         e
     }

@@ -28,11 +28,7 @@ pub struct Sources {
 /// Lexically normalise a path (`a/./b/../c` → `a/c`), made absolute against
 /// the current directory. Does not touch the file system beyond `current_dir`.
 pub fn normalize(p: &Path) -> PathBuf {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(p)
-    };
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
     let mut out = PathBuf::new();
     for c in abs.components() {
         match c {
@@ -52,9 +48,7 @@ fn clean_for_display(p: &Path) -> PathBuf {
     for c in p.components() {
         match c {
             std::path::Component::CurDir => {}
-            std::path::Component::ParentDir
-                if matches!(out.last(), Some(std::path::Component::Normal(_))) =>
-            {
+            std::path::Component::ParentDir if matches!(out.last(), Some(std::path::Component::Normal(_))) => {
                 out.pop();
             }
             other => out.push(other),
@@ -102,10 +96,7 @@ impl Sources {
             let mut files = Vec::new();
             if !expand(p, &mut files) {
                 let id = s.add_text(p.display().to_string(), String::new());
-                s.diags.push(Diagnostic::error(
-                    ErrorKind::NoSpecFiles(p.display().to_string()),
-                    Span::new(id, 0, 0),
-                ));
+                s.diags.push(Diagnostic::error(ErrorKind::NoSpecFiles(p.display().to_string()), Span::new(id, 0, 0)));
                 continue;
             }
             for f in files {
@@ -127,10 +118,7 @@ impl Sources {
                     if let Item::Import(imp) = it {
                         s.diags.push(
                             Diagnostic::error(
-                                ErrorKind::ImportNotFound {
-                                    path: imp.path.clone(),
-                                    reason: "imports need a file on disk".into(),
-                                },
+                                ErrorKind::ImportNotFound { path: imp.path.clone(), reason: "imports need a file on disk".into() },
                                 imp.span,
                             )
                             .label("imported here"),
@@ -149,14 +137,7 @@ impl Sources {
         self.diags.files.len() - 1
     }
 
-    fn load_one(
-        &mut self,
-        path: &Path,
-        display: String,
-        import_span: Option<Span>,
-        seen: &mut HashSet<PathBuf>,
-        stack: &mut Vec<PathBuf>,
-    ) {
+    fn load_one(&mut self, path: &Path, display: String, import_span: Option<Span>, seen: &mut HashSet<PathBuf>, stack: &mut Vec<PathBuf>) {
         let abs = normalize(path);
         if stack.contains(&abs) {
             if let Some(sp) = import_span {

@@ -19,15 +19,7 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 7] = [
-        Target::Q,
-        Target::K,
-        Target::V,
-        Target::O,
-        Target::Gate,
-        Target::Up,
-        Target::Down,
-    ];
+    pub const ALL: [Target; 7] = [Target::Q, Target::K, Target::V, Target::O, Target::Gate, Target::Up, Target::Down];
 
     /// The name used in specs: `q`, `k`, `v`, `o`, `gate`, `up`, `down`.
     pub fn name(self) -> &'static str {

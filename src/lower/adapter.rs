@@ -10,9 +10,9 @@ use burn::tensor::backend::AutodiffBackend;
 use super::named::Named;
 use super::program::{BinOp, Expr, Init, Output, Program, TOK, Tying};
 use super::{LowerError, init};
+use crate::lang::target::Target;
 use crate::model::hook::LinearHook;
 use crate::model::precision;
-use crate::lang::target::Target;
 
 /// One adapted linear: a layer and a target, with its `(in, out)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,65 +337,66 @@ impl<B: Backend> Adapter<B> {
             for (di, d) in p.tensors.iter().enumerate() {
                 let shape = dim_sizes(p, di, site)?;
                 let group = group_name(&d.across, site.target);
-                let mut store = |key: String, shape: &[usize], init: &Init, trainable: bool, w: &Tensor<B, 2>| -> Result<(bool, usize), LowerError> {
-                    if let Some(&(tr, i)) = index.get(&key) {
-                        let have = if tr { &infos[i].shape } else { &frozen_infos[i].shape };
-                        if have.as_slice() != shape {
-                            return Err(LowerError::AcrossShapes { tensor: d.name.clone(), group: group.clone() });
-                        }
-                        return Ok((tr, i));
-                    }
-                    let n: usize = shape.iter().product();
-                    let data: Tensor<B, 1> = match init::values(init, shape, seed, &key) {
-                        Some(v) => Tensor::from_data(TensorData::new(v, [n]).convert::<B::FloatElem>(), device),
-                        None => {
-                            let Init::Expr(e) = init else { unreachable!() };
-                            if !is_const(e, p, &[]) || matches!(d.tying, Tying::Partial { .. }) {
-                                return Err(LowerError::InitExpr {
-                                    tensor: d.name.clone(),
-                                    reason: "an init computed from W must use only W and numbers, on a per_layer or tied tensor".into(),
-                                });
+                let mut store =
+                    |key: String, shape: &[usize], init: &Init, trainable: bool, w: &Tensor<B, 2>| -> Result<(bool, usize), LowerError> {
+                        if let Some(&(tr, i)) = index.get(&key) {
+                            let have = if tr { &infos[i].shape } else { &frozen_infos[i].shape };
+                            if have.as_slice() != shape {
+                                return Err(LowerError::AcrossShapes { tensor: d.name.clone(), group: group.clone() });
                             }
-                            let tensor_fn = |_i: usize| -> Result<Named<B>, LowerError> {
-                                Err(LowerError::XInConstant { context: format!("the init of `{}`", d.name) })
-                            };
-                            let mut env = Env {
-                                compiled: &compiled,
-                                x: None,
-                                w,
-                                tensor: &tensor_fn,
-                                folds: vec![None; compiled.folds.len()],
-                                lets: vec![None; compiled.lets.len()],
-                                device: device.clone(),
-                            };
-                            let v = env.eval(e)?;
-                            let want: Vec<String> = d.dims.clone();
-                            if !v.dims.iter().all(|x| want.contains(x)) {
-                                return Err(LowerError::InitExpr {
-                                    tensor: d.name.clone(),
-                                    reason: format!("has dims [{}], the tensor [{}]", v.dims.join(", "), want.join(", ")),
-                                });
-                            }
-                            // Broadcast a value over a subset of the dims to the full shape.
-                            let mut full = [1usize; 4];
-                            full[4 - shape.len()..].copy_from_slice(shape);
-                            let ones = Tensor::<B, 4>::ones(full, device);
-                            (v.align(&want) * ones).reshape([n])
+                            return Ok((tr, i));
                         }
+                        let n: usize = shape.iter().product();
+                        let data: Tensor<B, 1> = match init::values(init, shape, seed, &key) {
+                            Some(v) => Tensor::from_data(TensorData::new(v, [n]).convert::<B::FloatElem>(), device),
+                            None => {
+                                let Init::Expr(e) = init else { unreachable!() };
+                                if !is_const(e, p, &[]) || matches!(d.tying, Tying::Partial { .. }) {
+                                    return Err(LowerError::InitExpr {
+                                        tensor: d.name.clone(),
+                                        reason: "an init computed from W must use only W and numbers, on a per_layer or tied tensor".into(),
+                                    });
+                                }
+                                let tensor_fn = |_i: usize| -> Result<Named<B>, LowerError> {
+                                    Err(LowerError::XInConstant { context: format!("the init of `{}`", d.name) })
+                                };
+                                let mut env = Env {
+                                    compiled: &compiled,
+                                    x: None,
+                                    w,
+                                    tensor: &tensor_fn,
+                                    folds: vec![None; compiled.folds.len()],
+                                    lets: vec![None; compiled.lets.len()],
+                                    device: device.clone(),
+                                };
+                                let v = env.eval(e)?;
+                                let want: Vec<String> = d.dims.clone();
+                                if !v.dims.iter().all(|x| want.contains(x)) {
+                                    return Err(LowerError::InitExpr {
+                                        tensor: d.name.clone(),
+                                        reason: format!("has dims [{}], the tensor [{}]", v.dims.join(", "), want.join(", ")),
+                                    });
+                                }
+                                // Broadcast a value over a subset of the dims to the full shape.
+                                let mut full = [1usize; 4];
+                                full[4 - shape.len()..].copy_from_slice(shape);
+                                let ones = Tensor::<B, 4>::ones(full, device);
+                                (v.align(&want) * ones).reshape([n])
+                            }
+                        };
+                        let info = ParamInfo { name: key.clone(), shape: shape.to_vec(), decl: d.name.clone() };
+                        let r = if trainable {
+                            params.push(data.require_grad());
+                            infos.push(info);
+                            (true, params.len() - 1)
+                        } else {
+                            frozen.push(data);
+                            frozen_infos.push(info);
+                            (false, frozen.len() - 1)
+                        };
+                        index.insert(key, r);
+                        Ok(r)
                     };
-                    let info = ParamInfo { name: key.clone(), shape: shape.to_vec(), decl: d.name.clone() };
-                    let r = if trainable {
-                        params.push(data.require_grad());
-                        infos.push(info);
-                        (true, params.len() - 1)
-                    } else {
-                        frozen.push(data);
-                        frozen_infos.push(info);
-                        (false, frozen.len() - 1)
-                    };
-                    index.insert(key, r);
-                    Ok(r)
-                };
                 let as_ref = |(tr, i): (bool, usize)| if tr { Ref::Param(i) } else { Ref::Frozen(i) };
                 let r = match &d.tying {
                     Tying::PerLayer => as_ref(store(format!("{}.{}.{}", d.name, group, site.layer), &shape, &d.init, !d.frozen, &w)?),

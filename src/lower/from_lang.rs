@@ -3,9 +3,9 @@
 
 use crate::lang::ir;
 
+use super::LowerError;
 use super::adapter::Site;
 use super::program::{BinOp, Expr, Init, Output, Program, TensorDecl};
-use super::LowerError;
 
 fn init(i: &ir::Init) -> Result<Init, LowerError> {
     i.try_map_expr(expr)
@@ -44,10 +44,7 @@ pub fn expr(e: &ir::Expr) -> Result<Expr, LowerError> {
                 ir::BinOp::Pow => match *r {
                     Expr::Num(k) => Expr::Pow(l, k),
                     _ => {
-                        return Err(LowerError::InitExpr {
-                            tensor: "^".into(),
-                            reason: "an exponent must be a constant number".into(),
-                        });
+                        return Err(LowerError::InitExpr { tensor: "^".into(), reason: "an exponent must be a constant number".into() });
                     }
                 },
             }
@@ -57,9 +54,7 @@ pub fn expr(e: &ir::Expr) -> Result<Expr, LowerError> {
             ir::ReduceFn::Rms => Expr::Rms { arg: b(arg)?, over: over.clone(), eps: *eps },
             ir::ReduceFn::Norm => Expr::Norm { arg: b(arg)?, over: over.clone(), eps: *eps },
         },
-        K::Einsum { output, args, .. } => {
-            Expr::Einsum { args: args.iter().map(expr).collect::<Result<_, _>>()?, out: output.clone() }
-        }
+        K::Einsum { output, args, .. } => Expr::Einsum { args: args.iter().map(expr).collect::<Result<_, _>>()?, out: output.clone() },
     })
 }
 

@@ -27,7 +27,10 @@ fn padded(sizes: &[usize]) -> [usize; 4] {
 
 impl<B: Backend> Named<B> {
     pub fn scalar(v: f64, device: &B::Device) -> Self {
-        Named { t: Tensor::<B, 1>::from_data(TensorData::new(vec![v], [1]).convert::<B::FloatElem>(), device).reshape([1, 1, 1, 1]), dims: vec![] }
+        Named {
+            t: Tensor::<B, 1>::from_data(TensorData::new(vec![v], [1]).convert::<B::FloatElem>(), device).reshape([1, 1, 1, 1]),
+            dims: vec![],
+        }
     }
 
     /// Wrap a tensor of any rank ≤ 4 given as its sizes (row-major data in `t`).

@@ -136,12 +136,18 @@ pub fn to_peft<B: Backend>(r: &TrainedRun<B>) -> Result<PeftAdapter> {
                     mu.push(m as f32);
                 }
                 let n = mu.len();
-                let row = |v: &[f32]| Tensor::<B, 1>::from_data(TensorData::new(v.to_vec(), [n]).convert::<B::FloatElem>(), &device).reshape([1, n]);
+                let row = |v: &[f32]| {
+                    Tensor::<B, 1>::from_data(TensorData::new(v.to_vec(), [n]).convert::<B::FloatElem>(), &device).reshape([1, n])
+                };
                 // The residual itself, not its expansion in dot products (which cancels in f32).
                 let resid = merged.clone() * row(&lam) - w.clone() - ab.clone() * row(&mu);
                 let worst = col_dot(&resid, &resid).iter().zip(&tt).map(|(r2, t2)| (r2 / t2.max(1e-30)).sqrt()).fold(0f64, f64::max);
                 if worst > 1e-4 {
-                    bail!("layer {} {}: the merged weight's columns are not W + μ·A·B renormalised (relative residual {worst:e})", s.layer, s.target);
+                    bail!(
+                        "layer {} {}: the merged weight's columns are not W + μ·A·B renormalised (relative residual {worst:e})",
+                        s.layer,
+                        s.target
+                    );
                 }
                 let magnitude: Vec<f32> = uu.iter().map(|v| v.sqrt() as f32).collect();
                 out.tensors.insert(key("lora_magnitude_vector"), F32Tensor { shape: vec![magnitude.len()], data: magnitude });

@@ -66,9 +66,17 @@ pub enum Expr {
     Pow(Box<Expr>, f64),
     Sqrt(Box<Expr>),
     /// Root mean square over all entries, or over one dim; `sqrt(mean(t²) + eps)`.
-    Rms { arg: Box<Expr>, over: Option<String>, eps: f64 },
+    Rms {
+        arg: Box<Expr>,
+        over: Option<String>,
+        eps: f64,
+    },
     /// Euclidean norm over all entries or one dim; `sqrt(sum(t²) + eps)`.
-    Norm { arg: Box<Expr>, over: Option<String>, eps: f64 },
+    Norm {
+        arg: Box<Expr>,
+        over: Option<String>,
+        eps: f64,
+    },
     Detach(Box<Expr>),
     Abs(Box<Expr>),
     Exp(Box<Expr>),
@@ -76,7 +84,10 @@ pub enum Expr {
     Min(Box<Expr>, Box<Expr>),
     Max(Box<Expr>, Box<Expr>),
     /// Multiply all operands (broadcast by name), then sum every dim not in `out`.
-    Einsum { args: Vec<Expr>, out: Vec<String> },
+    Einsum {
+        args: Vec<Expr>,
+        out: Vec<String>,
+    },
     /// Internal to the lowering: a constant subexpression computed once at
     /// build time per layer and target (index into the adapter's folds).
     Folded(usize),

@@ -4,9 +4,9 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use super::rope::Rope;
+use crate::lang::target::Target;
 use crate::model::hook::LinearHook;
 use crate::model::precision;
-use crate::lang::target::Target;
 
 /// The frozen projections of one attention layer, stored `[in, out]` so that
 /// `x W`; every projection goes through the adapter hook.
@@ -42,15 +42,9 @@ pub fn attention_bias<B: Backend>(padding: Tensor<B, 2, Bool>, num_heads: usize,
     let device = padding.device();
     let groups = num_heads / num_kv_heads;
     // burn's `tril_mask` is true outside the lower triangle: key j > query i.
-    let causal = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &device)
-        .unsqueeze::<3>()
-        .expand([batch, seq, seq]);
+    let causal = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &device).unsqueeze::<3>().expand([batch, seq, seq]);
     let pad = padding.bool_not().reshape([batch, 1, seq]).expand([batch, seq, seq]);
-    let masked = causal
-        .bool_or(pad)
-        .reshape([batch, 1, seq, seq])
-        .expand([batch, groups, seq, seq])
-        .reshape([batch, 1, groups * seq, seq]);
+    let masked = causal.bool_or(pad).reshape([batch, 1, seq, seq]).expand([batch, groups, seq, seq]).reshape([batch, 1, groups * seq, seq]);
     // Finite, so a row could never turn into NaN; exp() of it is exactly 0.
     Tensor::<B, 4>::zeros([batch, 1, groups * seq, seq], &device).mask_fill(masked, -1e30)
 }
@@ -66,14 +60,7 @@ impl<B: Backend> Attention<B> {
     /// - `x`: `[batch, seq, d]`
     /// - `bias`: `[batch, 1, groups * seq, seq]` from [`attention_bias`]
     /// - returns `[batch, seq, d]`
-    pub fn forward<H: LinearHook<B>>(
-        &self,
-        layer: usize,
-        x: Tensor<B, 3>,
-        rope: &Rope<B>,
-        bias: &Tensor<B, 4>,
-        hook: &H,
-    ) -> Tensor<B, 3> {
+    pub fn forward<H: LinearHook<B>>(&self, layer: usize, x: Tensor<B, 3>, rope: &Rope<B>, bias: &Tensor<B, 4>, hook: &H) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let groups = h / kvh;

@@ -31,14 +31,7 @@ impl<B: Backend> Block<B> {
     /// - `x`: `[batch, seq, d]`
     /// - `bias`: `[batch, 1, groups * seq, seq]`
     /// - returns `[batch, seq, d]`
-    pub fn forward<H: LinearHook<B>>(
-        &self,
-        layer: usize,
-        x: Tensor<B, 3>,
-        rope: &Rope<B>,
-        bias: &Tensor<B, 4>,
-        hook: &H,
-    ) -> Tensor<B, 3> {
+    pub fn forward<H: LinearHook<B>>(&self, layer: usize, x: Tensor<B, 3>, rope: &Rope<B>, bias: &Tensor<B, 4>, hook: &H) -> Tensor<B, 3> {
         let h = x.clone().add(self.attn.forward(layer, self.input_norm.forward(x), rope, bias, hook));
         h.clone().add(self.mlp.forward(layer, self.post_attn_norm.forward(h), hook))
     }

@@ -3,8 +3,8 @@
 
 use burn::prelude::*;
 
-use crate::model::hook::LinearHook;
 use crate::lang::target::Target;
+use crate::model::hook::LinearHook;
 
 /// A causal LM whose target linears go through a [`LinearHook`].
 pub trait CausalLm<B: Backend> {
@@ -62,10 +62,13 @@ impl<B: Backend> CausalLm<B> for crate::model::Llama<B> {
     }
     fn num_params(&self) -> u64 {
         let c = self.config();
-        let per_layer: usize = Target::ALL.iter().map(|t| {
-            let (i, o) = self.target_shape(*t);
-            i * o
-        }).sum();
+        let per_layer: usize = Target::ALL
+            .iter()
+            .map(|t| {
+                let (i, o) = self.target_shape(*t);
+                i * o
+            })
+            .sum();
         (c.num_layers * per_layer + c.vocab_size * c.hidden_size) as u64
     }
 }

@@ -87,10 +87,7 @@ pub fn head_loss_chunked<B: Backend>(
     }
     if nlls.is_empty() {
         let device = hidden.device();
-        return HeadLoss {
-            nll: Tensor::zeros([0], &device),
-            grad: weights.map(|_| Tensor::zeros([0, d], &device)),
-        };
+        return HeadLoss { nll: Tensor::zeros([0], &device), grad: weights.map(|_| Tensor::zeros([0, d], &device)) };
     }
     HeadLoss { nll: Tensor::cat(nlls, 0), grad: weights.map(|_| Tensor::cat(grads, 0)) }
 }

@@ -17,9 +17,9 @@ use super::error::ModelError;
 use super::mlp::Mlp;
 use super::rms_norm::RmsNorm;
 use super::rope::Rope;
+use crate::lang::target::Target;
 use crate::model::hook::LinearHook;
 use crate::model::precision;
-use crate::lang::target::Target;
 use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorData, TensorStore};
 
 /// Longest rotary table built up front; longer contexts are refused.
@@ -172,10 +172,7 @@ impl<B: Backend> Llama<B> {
                     num_kv_heads: c.num_kv_heads,
                     head_dim: c.head_dim,
                 },
-                post_attn_norm: RmsNorm::new(
-                    vec1(&format!("model.layers.{l}.post_attention_layernorm.weight"))?,
-                    c.rms_norm_eps,
-                ),
+                post_attn_norm: RmsNorm::new(vec1(&format!("model.layers.{l}.post_attention_layernorm.weight"))?, c.rms_norm_eps),
                 mlp: Mlp { w_gate: lin(l, Target::Gate)?, w_up: lin(l, Target::Up)?, w_down: lin(l, Target::Down)? },
             });
         }

@@ -3,9 +3,9 @@
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
+use crate::lang::target::Target;
 use crate::model::hook::LinearHook;
 use crate::model::precision;
-use crate::lang::target::Target;
 
 /// The frozen MLP projections of one layer, stored `[in, out]`.
 #[derive(Module, Debug)]

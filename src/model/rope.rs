@@ -65,11 +65,7 @@ impl<B: Backend> Rope<B> {
     /// - returns `[batch, heads, seq, head_dim]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, seq, head_dim] = x.dims();
-        assert!(
-            seq <= self.max_len,
-            "sequence length {seq} exceeds the rotary table ({} positions)",
-            self.max_len
-        );
+        assert!(seq <= self.max_len, "sequence length {seq} exceeds the rotary table ({} positions)", self.max_len);
         assert_eq!(head_dim, self.head_dim, "rotary head_dim mismatch");
         let half = head_dim / 2;
         let cos = self.cos.clone().narrow(0, 0, seq).unsqueeze::<4>();

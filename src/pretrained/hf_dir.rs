@@ -12,10 +12,10 @@ use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::{Value, json};
 
-use crate::runs::atomic::write_atomic;
 use crate::pretrained::gguf::llama::{check_config_bounds, expected_shapes};
 use crate::pretrained::tokenizer::Tokenizer;
 use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
+use crate::runs::atomic::write_atomic;
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -27,34 +27,26 @@ const LLAMA_MODEL_TYPES: &[&str] = &["llama", "mistral"];
 
 /// Resolve a [`ModelConfig`] from a parsed HF `config.json`.
 pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| anyhow!("config.json is not a JSON object"))?;
+    let obj = v.as_object().ok_or_else(|| anyhow!("config.json is not a JSON object"))?;
     let get = |k: &str| obj.get(k).filter(|v| !v.is_null());
     let usize_of = |k: &str| -> Result<Option<usize>> {
         match get(k) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(n as usize))
-                .ok_or_else(|| anyhow!("config.json: `{k}` must be a non-negative integer, found {v}")),
+            Some(v) => {
+                v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| anyhow!("config.json: `{k}` must be a non-negative integer, found {v}"))
+            }
         }
     };
     let required = |k: &str| -> Result<usize> { usize_of(k)?.ok_or_else(|| anyhow!("config.json: missing `{k}`")) };
     let f64_of = |k: &str, default: f64| -> Result<f64> {
         match get(k) {
             None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| anyhow!("config.json: `{k}` must be a number, found {v}")),
+            Some(v) => v.as_f64().ok_or_else(|| anyhow!("config.json: `{k}` must be a number, found {v}")),
         }
     };
     let model_type = get("model_type").and_then(Value::as_str).unwrap_or("llama");
     if !LLAMA_MODEL_TYPES.contains(&model_type) {
-        bail!(
-            "config.json: unsupported model_type `{model_type}` (peftc loads Llama-family decoders: {})",
-            LLAMA_MODEL_TYPES.join(", ")
-        );
+        bail!("config.json: unsupported model_type `{model_type}` (peftc loads Llama-family decoders: {})", LLAMA_MODEL_TYPES.join(", "));
     }
     if let Some(scaling) = get("rope_scaling") {
         bail!("config.json: rope_scaling {scaling} is not supported");
@@ -65,10 +57,7 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
         }
     }
     if let Some(act) = get("hidden_act").and_then(Value::as_str) {
-        ensure!(
-            act == "silu",
-            "config.json: hidden_act `{act}` is not supported (Llama uses silu)"
-        );
+        ensure!(act == "silu", "config.json: hidden_act `{act}` is not supported (Llama uses silu)");
     }
     let hidden_size = required("hidden_size")?;
     let num_heads = required("num_attention_heads")?;
@@ -80,39 +69,24 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
     let head_dim = match usize_of("head_dim")? {
         Some(h) => h,
         None => {
-            ensure!(
-                hidden_size % num_heads == 0,
-                "config.json: hidden_size {hidden_size} is not divisible by {num_heads} heads"
-            );
+            ensure!(hidden_size % num_heads == 0, "config.json: hidden_size {hidden_size} is not divisible by {num_heads} heads");
             hidden_size / num_heads
         }
     };
-    ensure!(
-        head_dim > 0 && head_dim % 2 == 0,
-        "config.json: head dimension {head_dim} must be even and positive for RoPE"
-    );
+    ensure!(head_dim > 0 && head_dim % 2 == 0, "config.json: head dimension {head_dim} must be even and positive for RoPE");
     let token_id = |k: &str| -> Result<Option<u32>> {
         match get(k) {
             None => Ok(None),
             Some(Value::Array(ids)) => match ids.first() {
                 None => Ok(None),
-                Some(id) => id
-                    .as_u64()
-                    .map(|i| Some(i as u32))
-                    .ok_or_else(|| anyhow!("config.json: `{k}` must hold token ids")),
+                Some(id) => id.as_u64().map(|i| Some(i as u32)).ok_or_else(|| anyhow!("config.json: `{k}` must hold token ids")),
             },
-            Some(v) => v
-                .as_u64()
-                .map(|i| Some(i as u32))
-                .ok_or_else(|| anyhow!("config.json: `{k}` must be a token id, found {v}")),
+            Some(v) => v.as_u64().map(|i| Some(i as u32)).ok_or_else(|| anyhow!("config.json: `{k}` must be a token id, found {v}")),
         }
     };
     let vocab_size = required("vocab_size")?;
     let eos_token_id = token_id("eos_token_id")?.ok_or_else(|| anyhow!("config.json: missing `eos_token_id`"))?;
-    ensure!(
-        (eos_token_id as usize) < vocab_size,
-        "config.json: eos_token_id {eos_token_id} is outside the vocabulary of {vocab_size}"
-    );
+    ensure!((eos_token_id as usize) < vocab_size, "config.json: eos_token_id {eos_token_id} is outside the vocabulary of {vocab_size}");
     let config = ModelConfig {
         architecture: "llama".into(),
         vocab_size,
@@ -168,18 +142,9 @@ pub fn load_hf_config(dir: &Path) -> Result<ModelConfig> {
 
 fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     Ok(match dtype {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
+        Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         other => bail!("tensor `{name}` has dtype {other:?} (supported: F32, F16, BF16)"),
     })
 }
@@ -188,8 +153,7 @@ fn read_safetensors(path: &Path, wanted: Option<&[String]>, out: &mut TensorStor
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: read-only map of a file peftc does not modify while reading.
     let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
-    let st =
-        SafeTensors::deserialize(&map).map_err(|e| anyhow!("{}: invalid safetensors file: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&map).map_err(|e| anyhow!("{}: invalid safetensors file: {e}", path.display()))?;
     let names: Vec<String> = match wanted {
         Some(w) => w.to_vec(),
         None => st.names().into_iter().map(str::to_string).collect(),
@@ -199,20 +163,9 @@ fn read_safetensors(path: &Path, wanted: Option<&[String]>, out: &mut TensorStor
         if name.ends_with("rotary_emb.inv_freq") {
             continue;
         }
-        let view = st
-            .tensor(&name)
-            .map_err(|e| anyhow!("{}: tensor `{name}`: {e}", path.display()))?;
+        let view = st.tensor(&name).map_err(|e| anyhow!("{}: tensor `{name}`: {e}", path.display()))?;
         let data = to_f32(&name, view.dtype(), view.data()).with_context(|| format!("in {}", path.display()))?;
-        if out
-            .insert(
-                name.clone(),
-                TensorData {
-                    shape: view.shape().to_vec(),
-                    data,
-                },
-            )
-            .is_some()
-        {
+        if out.insert(name.clone(), TensorData { shape: view.shape().to_vec(), data }).is_some() {
             bail!("tensor `{name}` appears twice ({})", path.display());
         }
     }
@@ -231,15 +184,10 @@ pub fn load_hf_dir(dir: &Path) -> Result<LoadedModel> {
     } else if index.is_file() {
         let text = std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
         let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", index.display()))?;
-        let map = v
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .ok_or_else(|| anyhow!("{}: no `weight_map` object", index.display()))?;
+        let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| anyhow!("{}: no `weight_map` object", index.display()))?;
         let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (name, file) in map {
-            let file = file
-                .as_str()
-                .ok_or_else(|| anyhow!("{}: weight_map[{name}] is not a file name", index.display()))?;
+            let file = file.as_str().ok_or_else(|| anyhow!("{}: weight_map[{name}] is not a file name", index.display()))?;
             ensure!(
                 !file.contains('/') && !file.contains('\\') && file != ".." && !file.is_empty(),
                 "{}: shard name `{file}` must be a plain file name",
@@ -262,17 +210,11 @@ pub fn load_hf_dir(dir: &Path) -> Result<LoadedModel> {
     check_tensors(&config, &tensors).with_context(|| format!("in {}", dir.display()))?;
     let tok_path = dir.join(TOKENIZER_FILE);
     let tokenizer = if tok_path.is_file() {
-        Some(TokenizerSource::Json(
-            std::fs::read_to_string(&tok_path).with_context(|| format!("reading {}", tok_path.display()))?,
-        ))
+        Some(TokenizerSource::Json(std::fs::read_to_string(&tok_path).with_context(|| format!("reading {}", tok_path.display()))?))
     } else {
         None
     };
-    Ok(LoadedModel {
-        config,
-        tensors,
-        tokenizer,
-    })
+    Ok(LoadedModel { config, tensors, tokenizer })
 }
 
 /// Every tensor a Llama of this config needs is present with the right
@@ -282,31 +224,13 @@ pub fn check_tensors(config: &ModelConfig, tensors: &TensorStore) -> Result<()> 
     let expected = expected_shapes(config);
     for (name, shape) in &expected {
         let t = tensors.get(name).ok_or_else(|| anyhow!("missing tensor `{name}`"))?;
-        ensure!(
-            &t.shape == shape,
-            "tensor `{name}` has shape {:?}, expected {shape:?}",
-            t.shape
-        );
-        ensure!(
-            t.data.len() == t.numel(),
-            "tensor `{name}` holds {} values for shape {:?}",
-            t.data.len(),
-            t.shape
-        );
+        ensure!(&t.shape == shape, "tensor `{name}` has shape {:?}, expected {shape:?}", t.shape);
+        ensure!(t.data.len() == t.numel(), "tensor `{name}` holds {} values for shape {:?}", t.data.len(), t.shape);
     }
     if tensors.len() != expected.len() {
         let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-        let extra: Vec<&str> = tensors
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !known.contains(k))
-            .take(5)
-            .collect();
-        bail!(
-            "unexpected tensors for a {}-layer Llama: {}",
-            config.num_layers,
-            extra.join(", ")
-        );
+        let extra: Vec<&str> = tensors.keys().map(String::as_str).filter(|k| !known.contains(k)).take(5).collect();
+        bail!("unexpected tensors for a {}-layer Llama: {}", config.num_layers, extra.join(", "));
     }
     Ok(())
 }
@@ -335,17 +259,9 @@ pub fn safetensors_bytes(tensors: &TensorStore) -> Result<Vec<u8>> {
     let mut header = serde_json::Map::new();
     let mut offset = 0usize;
     for (name, t) in tensors {
-        ensure!(
-            t.data.len() == t.numel(),
-            "tensor `{name}` holds {} values for shape {:?}",
-            t.data.len(),
-            t.shape
-        );
+        ensure!(t.data.len() == t.numel(), "tensor `{name}` holds {} values for shape {:?}", t.data.len(), t.shape);
         let end = offset + 4 * t.data.len();
-        header.insert(
-            name.clone(),
-            json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, end]}),
-        );
+        header.insert(name.clone(), json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, end]}));
         offset = end;
     }
     header.insert("__metadata__".into(), json!({"format": "pt"}));
@@ -392,13 +308,12 @@ pub fn has_lm_head(dir: &Path) -> Result<bool> {
         let file = File::open(&single).with_context(|| format!("opening {}", single.display()))?;
         // SAFETY: read-only map of a file peftc does not modify while reading.
         let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {}", single.display()))?;
-        let (_, meta) = SafeTensors::read_metadata(&map)
-            .map_err(|e| anyhow!("{}: invalid safetensors file: {e}", single.display()))?;
+        let (_, meta) = SafeTensors::read_metadata(&map).map_err(|e| anyhow!("{}: invalid safetensors file: {e}", single.display()))?;
         return Ok(meta.tensors().contains_key("lm_head.weight"));
     }
     let index = dir.join(INDEX_FILE);
-    let text = std::fs::read_to_string(&index)
-        .with_context(|| format!("{}: neither {WEIGHTS_FILE} nor {INDEX_FILE} readable", dir.display()))?;
+    let text =
+        std::fs::read_to_string(&index).with_context(|| format!("{}: neither {WEIGHTS_FILE} nor {INDEX_FILE} readable", dir.display()))?;
     let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", index.display()))?;
     Ok(v.get("weight_map").and_then(|m| m.get("lm_head.weight")).is_some())
 }

@@ -20,27 +20,18 @@ pub enum ModelFormat {
 /// `config.json`, `*.safetensors`, `*.safetensors.index.json`) is an HF
 /// directory; a file starting with the bytes `GGUF` is a GGUF file.
 pub fn detect_format(path: &Path) -> Result<(ModelFormat, std::path::PathBuf)> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("model path {} does not exist or cannot be read", path.display()))?;
+    let meta = std::fs::metadata(path).with_context(|| format!("model path {} does not exist or cannot be read", path.display()))?;
     if meta.is_dir() {
         return Ok((ModelFormat::HfDir, path.to_path_buf()));
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if name == hf_dir::CONFIG_FILE || name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json") {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         return Ok((ModelFormat::HfDir, dir.to_path_buf()));
     }
     let mut magic = [0u8; 4];
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let n = f
-        .read(&mut magic)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let n = f.read(&mut magic).with_context(|| format!("reading {}", path.display()))?;
     if n == 4 && &magic == b"GGUF" {
         return Ok((ModelFormat::Gguf, path.to_path_buf()));
     }
@@ -56,9 +47,7 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
     let (format, path) = detect_format(path)?;
     match format {
         ModelFormat::Gguf => gguf::load_gguf(&path).with_context(|| format!("loading GGUF model {}", path.display())),
-        ModelFormat::HfDir => {
-            hf_dir::load_hf_dir(&path).with_context(|| format!("loading HF model directory {}", path.display()))
-        }
+        ModelFormat::HfDir => hf_dir::load_hf_dir(&path).with_context(|| format!("loading HF model directory {}", path.display())),
     }
 }
 

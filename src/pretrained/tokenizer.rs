@@ -56,18 +56,15 @@ impl std::fmt::Debug for Tokenizer {
 impl Tokenizer {
     /// The tokenizer of a loaded model; bos/eos come from its config.
     pub fn for_model(model: &LoadedModel) -> Result<Tokenizer> {
-        let source = model.tokenizer.as_ref().ok_or_else(|| {
-            anyhow!("the model carries no tokenizer (no tokenizer.ggml.* metadata / no tokenizer.json)")
-        })?;
+        let source = model
+            .tokenizer
+            .as_ref()
+            .ok_or_else(|| anyhow!("the model carries no tokenizer (no tokenizer.ggml.* metadata / no tokenizer.json)"))?;
         let mut tok = Tokenizer::from_source(source)?;
         tok.bos_id = model.config.bos_token_id;
         tok.eos_id = Some(model.config.eos_token_id);
         if tok.vocab_size() > model.config.vocab_size {
-            bail!(
-                "tokenizer has {} tokens but the model's vocabulary is {}",
-                tok.vocab_size(),
-                model.config.vocab_size
-            );
+            bail!("tokenizer has {} tokens but the model's vocabulary is {}", tok.vocab_size(), model.config.vocab_size);
         }
         Ok(tok)
     }
@@ -76,28 +73,11 @@ impl Tokenizer {
     /// special ids are unknown here (use [`Tokenizer::for_model`]).
     pub fn from_source(source: &TokenizerSource) -> Result<Tokenizer> {
         match source {
-            TokenizerSource::Json(json) => Ok(Tokenizer {
-                inner: parse_json(json)?,
-                bos_id: None,
-                eos_id: None,
-            }),
-            TokenizerSource::GgufBpe {
-                model,
-                pre,
-                tokens,
-                merges,
-                token_types,
-                bos_id,
-                eos_id,
-            } => {
+            TokenizerSource::Json(json) => Ok(Tokenizer { inner: parse_json(json)?, bos_id: None, eos_id: None }),
+            TokenizerSource::GgufBpe { model, pre, tokens, merges, token_types, bos_id, eos_id } => {
                 let json = gguf_bpe_json(model, pre.as_deref(), tokens, merges, token_types)?;
-                let inner: tokenizers::Tokenizer =
-                    serde_json::from_value(json).map_err(|e| anyhow!("building the GGUF tokenizer: {e}"))?;
-                Ok(Tokenizer {
-                    inner,
-                    bos_id: *bos_id,
-                    eos_id: *eos_id,
-                })
+                let inner: tokenizers::Tokenizer = serde_json::from_value(json).map_err(|e| anyhow!("building the GGUF tokenizer: {e}"))?;
+                Ok(Tokenizer { inner, bos_id: *bos_id, eos_id: *eos_id })
             }
         }
     }
@@ -105,21 +85,12 @@ impl Tokenizer {
     /// Read a `tokenizer.json` file.
     pub fn from_json_file(path: &Path) -> Result<Tokenizer> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        parse_json(&text)
-            .map(|inner| Tokenizer {
-                inner,
-                bos_id: None,
-                eos_id: None,
-            })
-            .with_context(|| format!("in {}", path.display()))
+        parse_json(&text).map(|inner| Tokenizer { inner, bos_id: None, eos_id: None }).with_context(|| format!("in {}", path.display()))
     }
 
     /// Token ids of `text`, with no special tokens added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| anyhow!("tokenizing failed: {e}"))?;
+        let enc = self.inner.encode(text, false).map_err(|e| anyhow!("tokenizing failed: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -130,9 +101,7 @@ impl Tokenizer {
 
     /// Text of `ids`; special tokens are kept unless `skip_special`.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| anyhow!("decoding failed: {e}"))
+        self.inner.decode(ids, skip_special).map_err(|e| anyhow!("decoding failed: {e}"))
     }
 
     /// Number of tokens, added tokens included.
@@ -163,25 +132,16 @@ impl Tokenizer {
 
     /// Serialized `tokenizer.json`.
     pub fn to_json(&self) -> Result<String> {
-        self.inner
-            .to_string(false)
-            .map_err(|e| anyhow!("serializing tokenizer: {e}"))
+        self.inner.to_string(false).map_err(|e| anyhow!("serializing tokenizer: {e}"))
     }
 }
 
 fn parse_json(json: &str) -> Result<tokenizers::Tokenizer> {
-    json.parse::<tokenizers::Tokenizer>()
-        .map_err(|e| anyhow!("invalid tokenizer.json: {e}"))
+    json.parse::<tokenizers::Tokenizer>().map_err(|e| anyhow!("invalid tokenizer.json: {e}"))
 }
 
 /// The `tokenizer.json` document for a GGUF `gpt2` byte-level BPE.
-pub fn gguf_bpe_json(
-    model: &str,
-    pre: Option<&str>,
-    tokens: &[String],
-    merges: &[String],
-    token_types: &[i32],
-) -> Result<Value> {
+pub fn gguf_bpe_json(model: &str, pre: Option<&str>, tokens: &[String], merges: &[String], token_types: &[i32]) -> Result<Value> {
     if model != "gpt2" {
         bail!(
             "unsupported GGUF tokenizer model `{model}` (peftc builds `gpt2` byte-level BPE; supply an HF directory with tokenizer.json instead)"

@@ -36,12 +36,7 @@ pub fn render_experiment(runs_dir: &Path, experiment: &str, out_dir: &Path) -> R
 
 /// Like [`render_experiment`], and lists each run named in `planned` (by run
 /// name or directory name) that has no directory as missing.
-pub fn render_experiment_with_plan(
-    runs_dir: &Path,
-    experiment: &str,
-    planned: &[String],
-    out_dir: &Path,
-) -> Result<Vec<PathBuf>> {
+pub fn render_experiment_with_plan(runs_dir: &Path, experiment: &str, planned: &[String], out_dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = load_runs(&runs_dir.join(experiment), planned)?;
     write_report(&ReportData::build(experiment, &entries), out_dir)
 }
@@ -108,9 +103,7 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Whether `dir` has a run subdirectory holding `metrics.json`.
 fn holds_runs(dir: &Path) -> bool {
-    fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).any(|e| crate::runs::RunDir::at(&e.path()).has_metrics()))
-        .unwrap_or(false)
+    fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok()).any(|e| crate::runs::RunDir::at(&e.path()).has_metrics())).unwrap_or(false)
 }
 
 /// `peftc report <path>`: `path` is an experiment directory (its

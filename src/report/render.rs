@@ -37,9 +37,11 @@ pub fn md_cell(s: &str) -> String {
 
 fn environment() -> Result<Environment<'static>> {
     let mut env = Environment::new();
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html.j2") || name.ends_with(".css.j2") { AutoEscape::Html } else { AutoEscape::None }
-    });
+    env.set_auto_escape_callback(
+        |name| {
+            if name.ends_with(".html.j2") || name.ends_with(".css.j2") { AutoEscape::Html } else { AutoEscape::None }
+        },
+    );
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(true);
@@ -58,8 +60,7 @@ fn environment() -> Result<Environment<'static>> {
 pub fn render_markdown(data: &ReportData, plot_dir: &str) -> Result<String> {
     let env = environment()?;
     let tmpl = env.get_template("report.md.j2")?;
-    tmpl.render(minijinja::context! { r => Value::from_serialize(data), plot_dir => plot_dir })
-        .context("rendering report.md.j2")
+    tmpl.render(minijinja::context! { r => Value::from_serialize(data), plot_dir => plot_dir }).context("rendering report.md.j2")
 }
 
 /// Render the self-contained HTML report (inline CSS and SVG, no scripts).

@@ -187,8 +187,7 @@ const SORT_NOTE: &str = "Runs are ranked by best test loss: complete runs first,
 
 /// File-name-safe version of a name.
 pub fn slug(name: &str) -> String {
-    let s: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=') { c } else { '_' }).collect();
+    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=') { c } else { '_' }).collect();
     let s = s.trim_start_matches('.').to_string();
     if s.is_empty() { "_".into() } else { s }
 }
@@ -378,7 +377,8 @@ impl ReportData {
         let recorded: Vec<&RunMetrics> = sorted.iter().filter_map(|e| e.metrics()).collect();
         let loss_on = recorded.first().map(|m| m.loss_on.clone()).unwrap_or_else(|| "all".into());
         let loss_on_varies = recorded.iter().any(|m| m.loss_on != loss_on);
-        let epochs_max = recorded.iter().map(|m| m.epochs_planned.max(m.epochs.iter().map(|e| e.epoch).max().unwrap_or(0))).max().unwrap_or(0);
+        let epochs_max =
+            recorded.iter().map(|m| m.epochs_planned.max(m.epochs.iter().map(|e| e.epoch).max().unwrap_or(0))).max().unwrap_or(0);
         let epoch_columns: Vec<usize> = (1..=epochs_max).collect();
 
         let bases: Vec<&crate::runs::metrics::BaseLoss> = recorded.iter().filter_map(|m| m.base.as_ref()).collect();
@@ -409,11 +409,17 @@ impl ReportData {
         let complete: Vec<&RunMetrics> = recorded.iter().copied().filter(|m| m.status == RunStatus::Complete).collect();
         let complete_points: Vec<(f64, f64)> = complete
             .iter()
-            .map(|m| (if m.trainable_params > 0 { m.trainable_params as f64 } else { f64::NAN }, best_of(m).map(|b| b.bits).unwrap_or(f64::NAN)))
+            .map(|m| {
+                (if m.trainable_params > 0 { m.trainable_params as f64 } else { f64::NAN }, best_of(m).map(|b| b.bits).unwrap_or(f64::NAN))
+            })
             .collect();
         let front: Vec<&str> = svg::pareto_front(&complete_points).into_iter().map(|i| complete[i].run_name.as_str()).collect();
-        let overall_best =
-            complete.iter().filter_map(|m| best_of(m).map(|b| (b.bits, m.run_name.as_str()))).filter(|(b, _)| b.is_finite()).min_by(|a, b| a.0.total_cmp(&b.0)).map(|x| x.1);
+        let overall_best = complete
+            .iter()
+            .filter_map(|m| best_of(m).map(|b| (b.bits, m.run_name.as_str())))
+            .filter(|(b, _)| b.is_finite())
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|x| x.1);
 
         let rows: Vec<RunRow> = sorted
             .iter()
@@ -451,7 +457,8 @@ impl ReportData {
             .iter()
             .map(|scheme| {
                 let swept = swept_of(scheme);
-                let mut members: Vec<(&RunEntry, &RunRow)> = sorted.iter().copied().zip(rows.iter()).filter(|(_, r)| &r.scheme == scheme).collect();
+                let mut members: Vec<(&RunEntry, &RunRow)> =
+                    sorted.iter().copied().zip(rows.iter()).filter(|(_, r)| &r.scheme == scheme).collect();
                 members.sort_by(|(a, ra), (b, rb)| {
                     let arg = |e: &RunEntry, name: &str| e.metrics().and_then(|m| swept_value(m, name));
                     swept
@@ -463,10 +470,8 @@ impl ReportData {
                 });
                 let formulas: Vec<&str> = members.iter().filter_map(|(e, _)| e.metrics().map(|m| m.formula.as_str())).collect();
                 let formula = formulas.first().copied().unwrap_or("").to_string();
-                let sweep_plots = swept
-                    .iter()
-                    .filter_map(|arg| Self::sweep_plot(scheme, arg, &swept, &members, &loss_on, &base_hline))
-                    .collect();
+                let sweep_plots =
+                    swept.iter().filter_map(|arg| Self::sweep_plot(scheme, arg, &swept, &members, &loss_on, &base_hline)).collect();
                 SchemeGroup {
                     scheme: scheme.clone(),
                     formula_html: formula_html(&formula),
@@ -588,7 +593,11 @@ impl ReportData {
                 row.args = m
                     .args
                     .iter()
-                    .map(|(k, v)| ArgCell { name: format::arg_name(k), value: format::arg_value(v), swept: swept.contains(k) || m.swept.contains(k) })
+                    .map(|(k, v)| ArgCell {
+                        name: format::arg_name(k),
+                        value: format::arg_value(v),
+                        swept: swept.contains(k) || m.swept.contains(k),
+                    })
                     .collect();
                 // Swept train settings (e.g. `lr`) are not scheme arguments; show them too.
                 for k in swept.iter().chain(&m.swept) {
@@ -649,9 +658,19 @@ impl ReportData {
         for (e, r) in sorted.iter().zip(rows) {
             let Some(m) = e.metrics() else { continue };
             if !m.epochs.is_empty() {
-                let selected = |ep: &crate::runs::metrics::EpochMetrics| if m.loss_on == "completion" { ep.test_bits_completion } else { ep.test_bits_all };
-                train.push(Series { name: r.run_name.clone(), style: r.style, points: m.epochs.iter().map(|ep| (ep.epoch as f64, ep.train_bits)).collect() });
-                test.push(Series { name: r.run_name.clone(), style: r.style, points: m.epochs.iter().map(|ep| (ep.epoch as f64, selected(ep))).collect() });
+                let selected = |ep: &crate::runs::metrics::EpochMetrics| {
+                    if m.loss_on == "completion" { ep.test_bits_completion } else { ep.test_bits_all }
+                };
+                train.push(Series {
+                    name: r.run_name.clone(),
+                    style: r.style,
+                    points: m.epochs.iter().map(|ep| (ep.epoch as f64, ep.train_bits)).collect(),
+                });
+                test.push(Series {
+                    name: r.run_name.clone(),
+                    style: r.style,
+                    points: m.epochs.iter().map(|ep| (ep.epoch as f64, selected(ep))).collect(),
+                });
             }
             if m.status == RunStatus::Complete
                 && let Some(b) = best_of(m)
@@ -695,7 +714,13 @@ impl ReportData {
             plots.push(Plot {
                 file: "params_vs_loss.svg".into(),
                 title: title.into(),
-                svg: svg::pareto_plot(title, "trainable parameters (log scale)", &format!("best test bits per token ({loss_on})"), &points, base),
+                svg: svg::pareto_plot(
+                    title,
+                    "trainable parameters (log scale)",
+                    &format!("best test bits per token ({loss_on})"),
+                    &points,
+                    base,
+                ),
             });
         }
         plots
@@ -744,8 +769,7 @@ impl ReportData {
         if values.len() < 2 {
             return None;
         }
-        let numeric: Option<Vec<f64>> =
-            values.iter().chain(unfinished.iter().map(|(v, _)| v)).map(|v| v.as_f64()).collect();
+        let numeric: Option<Vec<f64>> = values.iter().chain(unfinished.iter().map(|(v, _)| v)).map(|v| v.as_f64()).collect();
         let x_axis = match &numeric {
             Some(xs) => {
                 let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(*x), h.max(*x)));

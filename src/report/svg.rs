@@ -8,10 +8,8 @@ use std::fmt::Write as _;
 
 /// Colour-blind-safe palette (Okabe–Ito, then Tol's muted extras); a series
 /// past its length reuses the colours with a different dash pattern.
-pub const PALETTE: [&str; 12] = [
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255", "#44AA99",
-    "#999933", "#AA4499", "#661100",
-];
+pub const PALETTE: [&str; 12] =
+    ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255", "#44AA99", "#999933", "#AA4499", "#661100"];
 
 /// Dash patterns that distinguish series sharing a colour.
 const DASHES: [&str; 3] = ["", "6 3", "2 3"];
@@ -58,11 +56,7 @@ pub fn linear_ticks(lo: f64, hi: f64, target: usize) -> Vec<Tick> {
     }
     let raw = (hi - lo) / target.max(1) as f64;
     let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw * (1.0 - 1e-9))
-        .unwrap_or(10.0 * magnitude);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw * (1.0 - 1e-9)).unwrap_or(10.0 * magnitude);
     let decimals = (-step.log10().floor()).max(0.0) as usize + usize::from((step / magnitude - 2.5).abs() < 1e-9);
     let first = (lo / step - 1e-9).ceil() as i64;
     let last = (hi / step + 1e-9).floor() as i64;
@@ -385,8 +379,7 @@ impl LinePlot {
             XAxis::Categories(c) => (-0.5, c.len().max(1) as f64 - 0.5),
             _ => padded_range(xs_data.iter().copied(), log),
         };
-        let ys_data =
-            self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain(self.hlines.iter().map(|h| h.y));
+        let ys_data = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain(self.hlines.iter().map(|h| h.y));
         let (y0, mut y1) = padded_range(ys_data, false);
         if !self.marks.is_empty() {
             // Room along the top edge for the × marks.
@@ -494,11 +487,25 @@ const LABEL_FONT: f64 = 11.0;
 /// stays inside the plot: right/left of the point, above/below it. Returns
 /// `(text-anchor, x, baseline y)` and records the label's box.
 #[allow(clippy::too_many_arguments)]
-fn place_label(placed: &mut Vec<[f64; 4]>, px: f64, py: f64, label: &str, left: f64, right: f64, top: f64, bottom: f64) -> (&'static str, f64, f64) {
+fn place_label(
+    placed: &mut Vec<[f64; 4]>,
+    px: f64,
+    py: f64,
+    label: &str,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+) -> (&'static str, f64, f64) {
     let w = label.chars().count() as f64 * LABEL_FONT * 0.6;
     let h = LABEL_FONT;
     let right_first = px + 9.0 + w <= right;
-    let mut candidates = vec![("start", px + 9.0, py - 5.0), ("start", px + 9.0, py + 5.0 + h), ("end", px - 9.0, py - 5.0), ("end", px - 9.0, py + 5.0 + h)];
+    let mut candidates = vec![
+        ("start", px + 9.0, py - 5.0),
+        ("start", px + 9.0, py + 5.0 + h),
+        ("end", px - 9.0, py - 5.0),
+        ("end", px - 9.0, py + 5.0 + h),
+    ];
     if !right_first {
         candidates.rotate_left(2);
     }
@@ -561,8 +568,7 @@ pub fn pareto_plot(title: &str, x_label: &str, y_label: &str, points: &[ScatterP
             lab = escape(&h.label)
         );
     }
-    let coords: Vec<(f64, f64)> =
-        points.iter().map(|p| if p.x > 0.0 { (p.x, p.y) } else { (f64::NAN, p.y) }).collect();
+    let coords: Vec<(f64, f64)> = points.iter().map(|p| if p.x > 0.0 { (p.x, p.y) } else { (f64::NAN, p.y) }).collect();
     let front = pareto_front(&coords);
     if !front.is_empty() {
         // Step line: a later front point has more parameters and lower loss.
@@ -658,15 +664,15 @@ mod tests {
     fn pareto_front_of_a_hand_example() {
         // (params, loss)
         let pts = [
-            (1000.0, 2.5),     // 0: front (fewest params)
-            (5000.0, 2.6),     // 1: dominated by 0
-            (10_000.0, 2.2),   // 2: front
-            (10_000.0, 2.3),   // 3: same params, worse loss
-            (50_000.0, 2.2),   // 4: same loss as 2, more params: dominated
-            (100_000.0, 2.0),  // 5: front
-            (f64::NAN, 1.0),   // 6: not finite: never on the front
+            (1000.0, 2.5),              // 0: front (fewest params)
+            (5000.0, 2.6),              // 1: dominated by 0
+            (10_000.0, 2.2),            // 2: front
+            (10_000.0, 2.3),            // 3: same params, worse loss
+            (50_000.0, 2.2),            // 4: same loss as 2, more params: dominated
+            (100_000.0, 2.0),           // 5: front
+            (f64::NAN, 1.0),            // 6: not finite: never on the front
             (200_000.0, f64::INFINITY), // 7: diverged
-            (1000.0, 2.5),     // 8: duplicate of 0: only the first is kept
+            (1000.0, 2.5),              // 8: duplicate of 0: only the first is kept
         ];
         assert_eq!(pareto_front(&pts), vec![0, 2, 5]);
         assert!(pareto_front(&[]).is_empty());

@@ -12,7 +12,7 @@
 
 pub mod atomic;
 pub mod metrics;
-pub mod tensor_file;
 pub mod run_dir;
+pub mod tensor_file;
 
 pub use run_dir::RunDir;

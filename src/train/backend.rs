@@ -78,7 +78,6 @@ impl BackendKind {
         };
         if built { Ok(()) } else { Err(BackendError::NotBuilt { name: self.name(), feature }) }
     }
-
 }
 
 /// Does `backend` compute a `precision: bf16` run in bf16 (a bf16 base with
@@ -134,7 +133,8 @@ pub fn dispatch<T: BackendTask>(kind: BackendKind, task: T) -> Result<T::Output,
         BackendKind::Cuda => Ok(task.run::<burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>>(Default::default(), "cuda", "cuda:0")),
         #[cfg(feature = "tch")]
         BackendKind::Tch => {
-            let dev = if tch_cuda() { burn::backend::libtorch::LibTorchDevice::Cuda(0) } else { burn::backend::libtorch::LibTorchDevice::Cpu };
+            let dev =
+                if tch_cuda() { burn::backend::libtorch::LibTorchDevice::Cuda(0) } else { burn::backend::libtorch::LibTorchDevice::Cpu };
             let name = format!("{dev:?}");
             Ok(task.run::<burn::backend::Autodiff<burn::backend::LibTorch<f32>>>(dev, "tch", &name))
         }

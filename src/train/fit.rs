@@ -173,7 +173,10 @@ where
             let nats = step.nats;
             if !nats.is_finite() {
                 bar.abandon();
-                let message = format!("loss became {nats} at epoch {epoch}, step {}; the run stopped (lower the learning rate or clip gradients)", si + 1);
+                let message = format!(
+                    "loss became {nats} at epoch {epoch}, step {}; the run stopped (lower the learning rate or clip gradients)",
+                    si + 1
+                );
                 metrics.status = RunStatus::Diverged { epoch, step: si + 1, message };
                 metrics.wall_seconds = wall_before + session.elapsed().as_secs_f64();
                 run.write_metrics(metrics)?;

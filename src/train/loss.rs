@@ -6,10 +6,10 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::data::{Batch, Example, LossOn};
+use crate::lower::Adapter;
 use crate::model::causal_lm::CausalLm;
 use crate::model::head_loss::{head_loss, surrogate};
 use crate::model::hook::LinearHook;
-use crate::lower::Adapter;
 
 /// The mean training loss in nats over `mask` (`n` positions), and a scalar
 /// whose `backward()` yields the gradients of that mean with respect to the

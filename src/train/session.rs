@@ -40,7 +40,12 @@ pub struct Compute<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> Compute<B> {
     pub fn new(device: B::Device, backend: &str, device_name: &str) -> Self {
-        Compute { device, backend: backend.to_string(), device_name: device_name.to_string(), workers: super::backend::training_workers(backend) }
+        Compute {
+            device,
+            backend: backend.to_string(),
+            device_name: device_name.to_string(),
+            workers: super::backend::training_workers(backend),
+        }
     }
 }
 
@@ -146,7 +151,14 @@ pub struct ExperimentHashes {
 /// the [`RunIdentity`] of the run's scheme instance, its trainer settings
 /// `cfg` ([`train_config`]), the experiment's data settings and hashes, the
 /// backend and the precision it computes in.
-pub fn run_id_of(run: &ir::Run, e: &ir::Experiment, cfg: &TrainConfig, hashes: &ExperimentHashes, backend: &str, precision: &str) -> Result<(String, String)> {
+pub fn run_id_of(
+    run: &ir::Run,
+    e: &ir::Experiment,
+    cfg: &TrainConfig,
+    hashes: &ExperimentHashes,
+    backend: &str,
+    precision: &str,
+) -> Result<(String, String)> {
     let inst = &run.instance;
     let identity = RunIdentity {
         peftc_major_minor: run_id::peftc_major_minor(),
@@ -175,7 +187,9 @@ pub fn model_path(e: &ir::Experiment) -> Result<PathBuf> {
             }
             Ok(p.clone())
         }
-        ir::ModelSource::Preset(name) => Err(anyhow!("experiment `{}` names only model shapes (preset `{name}`), no weights to train", e.name)),
+        ir::ModelSource::Preset(name) => {
+            Err(anyhow!("experiment `{}` names only model shapes (preset `{name}`), no weights to train", e.name))
+        }
     }
 }
 

@@ -13,10 +13,10 @@ use crate::support::lower as lower_common;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use lower_common::*;
-use peftc::model::hook::NoAdapter;
 use peftc::lower::program::{Program, Tying};
 use peftc::lower::{Adapter, Site};
 use peftc::model::causal_lm::CausalLm;
+use peftc::model::hook::NoAdapter;
 use peftc::train::optim::{Optimizer, OptimizerConfig, OptimizerKind};
 
 type F64 = NdArray<f64>;
@@ -87,7 +87,7 @@ fn gradients_match_finite_differences() {
         }
         let rel = (num2 / den2.max(1e-300)).sqrt();
         assert!(den2 > 0.0, "{}: all sampled gradients are zero", p.scheme);
-                assert!(rel < 5e-4, "{}: finite differences disagree, relative error {rel:e} over {checked} entries", p.scheme);
+        assert!(rel < 5e-4, "{}: finite differences disagree, relative error {rel:e} over {checked} entries", p.scheme);
     }
 }
 

@@ -8,8 +8,8 @@ use std::process::Command;
 
 use burn::backend::NdArray;
 use burn::prelude::*;
-use peftc::runs::metrics::{RunMetrics, RunStatus};
 use peftc::lang::target::Target;
+use peftc::runs::metrics::{RunMetrics, RunStatus};
 use peftc::runs::tensor_file as st;
 
 type B = NdArray<f32>;

@@ -35,12 +35,16 @@ fn write_tmp(text: &str) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn reads_examples_and_skips_blank_lines() {
-    let (_d, p) = write_tmp("{\"question\": \"1+1?\", \"answer\": \"2\\n#### 2\"}\n\n{\"question\": \"q2\", \"answer\": \"a2\", \"extra\": 5}\n");
+    let (_d, p) =
+        write_tmp("{\"question\": \"1+1?\", \"answer\": \"2\\n#### 2\"}\n\n{\"question\": \"q2\", \"answer\": \"a2\", \"extra\": 5}\n");
     let ex = read_jsonl(&p).unwrap();
-    assert_eq!(ex, vec![
-        Gsm8kExample { question: "1+1?".into(), answer: "2\n#### 2".into() },
-        Gsm8kExample { question: "q2".into(), answer: "a2".into() },
-    ]);
+    assert_eq!(
+        ex,
+        vec![
+            Gsm8kExample { question: "1+1?".into(), answer: "2\n#### 2".into() },
+            Gsm8kExample { question: "q2".into(), answer: "a2".into() },
+        ]
+    );
 }
 
 #[test]

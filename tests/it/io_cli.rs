@@ -10,11 +10,7 @@ use peftc::pretrained::gguf::llama::gguf_writer_for;
 
 fn peftc(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_peftc")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -37,10 +33,7 @@ fn bad_model_files_fail_cleanly() {
         (junk.to_str().unwrap(), "unsupported GGUF version 7"),
         ("/nonexistent/model.gguf", "does not exist"),
     ] {
-        for cmd in [
-            &["inspect", "--tensors", file][..],
-            &["bench-load", file, "--repeat", "1"],
-        ] {
+        for cmd in [&["inspect", "--tensors", file][..], &["bench-load", file, "--repeat", "1"]] {
             let (ok, _, stderr) = peftc(cmd);
             assert!(!ok, "{cmd:?} succeeded");
             assert!(stderr.contains(want), "{cmd:?}: {stderr}");

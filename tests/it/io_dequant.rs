@@ -13,25 +13,15 @@ fn deq(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
 #[test]
 fn f32_f16_bf16_scalars() {
     // f32 1.5 = 0x3FC00000, -0.25 = 0xBE800000.
-    assert_eq!(
-        deq(GgmlType::F32, &[0x00, 0x00, 0xC0, 0x3F, 0x00, 0x00, 0x80, 0xBE], 2),
-        vec![1.5, -0.25]
-    );
+    assert_eq!(deq(GgmlType::F32, &[0x00, 0x00, 0xC0, 0x3F, 0x00, 0x00, 0x80, 0xBE], 2), vec![1.5, -0.25]);
     // f16: 1.0 = 0x3C00, -2.0 = 0xC000, 0.5 = 0x3800, max 65504 = 0x7BFF,
     // smallest subnormal 0x0001 = 2^-24.
     assert_eq!(
-        deq(
-            GgmlType::F16,
-            &[0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0xFF, 0x7B, 0x01, 0x00],
-            5
-        ),
+        deq(GgmlType::F16, &[0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0xFF, 0x7B, 0x01, 0x00], 5),
         vec![1.0, -2.0, 0.5, 65504.0, 5.960_464_5e-8]
     );
     // bf16: 1.0 = 0x3F80, -2.0 = 0xC000, 0x4049 = 2 * (1 + 73/128) = 3.140625.
-    assert_eq!(
-        deq(GgmlType::BF16, &[0x80, 0x3F, 0x00, 0xC0, 0x49, 0x40], 3),
-        vec![1.0, -2.0, 3.140625]
-    );
+    assert_eq!(deq(GgmlType::BF16, &[0x80, 0x3F, 0x00, 0xC0, 0x49, 0x40], 3), vec![1.0, -2.0, 3.140625]);
 }
 
 #[test]
@@ -271,19 +261,11 @@ fn q6_k_block_all_values() {
 #[test]
 fn wrong_byte_count_and_unsupported_type_are_errors() {
     let err = dequantize("w", GgmlType::Q4_0, &[0u8; 17], 32).unwrap_err().to_string();
-    assert!(
-        err.contains("`w`") && err.contains("18 bytes") && err.contains("got 17"),
-        "{err}"
-    );
+    assert!(err.contains("`w`") && err.contains("18 bytes") && err.contains("got 17"), "{err}");
     let err = dequantize("w", GgmlType::Q8_0, &[0u8; 34], 31).unwrap_err().to_string();
     assert!(err.contains("not a whole number"), "{err}");
-    let err = dequantize("blk.0.ffn_up.weight", GgmlType::from_id(11), &[0u8; 110], 256)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("blk.0.ffn_up.weight") && err.contains("Q3_K") && err.contains("cannot dequantize"),
-        "{err}"
-    );
+    let err = dequantize("blk.0.ffn_up.weight", GgmlType::from_id(11), &[0u8; 110], 256).unwrap_err().to_string();
+    assert!(err.contains("blk.0.ffn_up.weight") && err.contains("Q3_K") && err.contains("cannot dequantize"), "{err}");
 }
 
 #[test]
@@ -291,23 +273,11 @@ fn parallel_equals_serial_across_chunk_boundaries() {
     // 3 * 65536 + 96 values: several parallel chunks and a ragged tail.
     let n = 3 * 65536 + 96;
     let values: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0).collect();
-    for (ty, bytes) in [
-        (GgmlType::Q8_0, quantize_q8_0(&values)),
-        (GgmlType::Q4_1, quantize_q4_1(&values)),
-    ] {
+    for (ty, bytes) in [(GgmlType::Q8_0, quantize_q8_0(&values)), (GgmlType::Q4_1, quantize_q4_1(&values))] {
         let bytes: Vec<u8> = bytes;
         let serial = deq(ty, &bytes, n);
         let mut par = vec![0.0f32; n];
-        dequantize_parallel(
-            vec![DequantJob {
-                tensor: "t",
-                ty,
-                src: &bytes,
-                dst: &mut par,
-            }],
-            3,
-        )
-        .unwrap();
+        dequantize_parallel(vec![DequantJob { tensor: "t", ty, src: &bytes, dst: &mut par }], 3).unwrap();
         assert_eq!(serial, par, "{ty}");
     }
 }
@@ -320,9 +290,7 @@ fn reference_quantizers_stay_within_half_a_step() {
     for b in 0..8 {
         let block = &values[32 * b..32 * b + 32];
         let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let (min, max) = block
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let (min, max) = block.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         for j in 32 * b..32 * b + 32 {
             // Half a quantization step, plus f16 rounding of the scale.
             assert!((q8[j] - values[j]).abs() <= amax / 127.0 * 0.51 + 1e-3, "q8 {j}");

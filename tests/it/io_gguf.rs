@@ -17,10 +17,7 @@ fn small_file() -> GgufWriter {
         .meta("some.i64", MetaValue::I64(-5))
         .meta("some.f64", MetaValue::F64(0.125))
         .meta("some.bool", MetaValue::Bool(true))
-        .meta(
-            "some.ints",
-            MetaValue::Array(5, vec![MetaValue::I32(-1), MetaValue::I32(2)]),
-        )
+        .meta("some.ints", MetaValue::Array(5, vec![MetaValue::I32(-1), MetaValue::I32(2)]))
         .meta_str_array("some.strings", &["a", "β", ""]);
     // A 2x3 f32 matrix (outermost first) and a 32-value Q8_0 vector.
     w.tensor("m", &[2, 3], GgmlType::F32, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
@@ -40,10 +37,7 @@ fn reads_metadata_and_tensors_it_wrote() {
     assert_eq!(g.get("some.i64").unwrap().as_i64(), Some(-5));
     assert_eq!(g.get_f64("some.f64").unwrap(), 0.125);
     assert_eq!(g.get("some.bool").unwrap().as_bool(), Some(true));
-    assert_eq!(
-        g.get("some.ints"),
-        Some(&MetaValue::Array(5, vec![MetaValue::I32(-1), MetaValue::I32(2)]))
-    );
+    assert_eq!(g.get("some.ints"), Some(&MetaValue::Array(5, vec![MetaValue::I32(-1), MetaValue::I32(2)])));
     assert_eq!(g.get_str_array("some.strings").unwrap(), vec!["a", "β", ""]);
     let keys: Vec<&str> = g.metadata().iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys[0], "general.architecture", "metadata keeps file order");
@@ -63,10 +57,7 @@ fn reads_metadata_and_tensors_it_wrote() {
     }
     // Wrong key types are errors naming the key.
     let err = g.get_str("some.u8").unwrap_err().to_string();
-    assert!(
-        err.contains("some.u8") && err.contains("u8") && err.contains("string"),
-        "{err}"
-    );
+    assert!(err.contains("some.u8") && err.contains("u8") && err.contains("string"), "{err}");
     assert!(matches!(g.get_u64("missing.key"), Err(GgufError::MissingKey { .. })));
 }
 
@@ -91,26 +82,14 @@ fn bad_magic_version_and_endianness() {
 
     let mut bytes = small_file().to_bytes();
     bytes[4..8].copy_from_slice(&1u32.to_le_bytes());
-    assert!(matches!(
-        GgufFile::from_bytes(bytes).unwrap_err(),
-        GgufError::UnsupportedVersion { version: 1 }
-    ));
+    assert!(matches!(GgufFile::from_bytes(bytes).unwrap_err(), GgufError::UnsupportedVersion { version: 1 }));
 
     let mut bytes = small_file().to_bytes();
     bytes[4..8].copy_from_slice(&3u32.to_be_bytes());
-    assert!(matches!(
-        GgufFile::from_bytes(bytes).unwrap_err(),
-        GgufError::BigEndian { .. }
-    ));
+    assert!(matches!(GgufFile::from_bytes(bytes).unwrap_err(), GgufError::BigEndian { .. }));
 
-    assert!(matches!(
-        GgufFile::from_bytes(Vec::new()).unwrap_err(),
-        GgufError::BadMagic { .. }
-    ));
-    assert!(matches!(
-        GgufFile::from_bytes(b"GGUF".to_vec()).unwrap_err(),
-        GgufError::Truncated { .. }
-    ));
+    assert!(matches!(GgufFile::from_bytes(Vec::new()).unwrap_err(), GgufError::BadMagic { .. }));
+    assert!(matches!(GgufFile::from_bytes(b"GGUF".to_vec()).unwrap_err(), GgufError::Truncated { .. }));
 }
 
 #[test]
@@ -124,17 +103,11 @@ fn every_truncation_is_an_error_not_a_panic() {
             .err()
             .unwrap_or_else(|| panic!("a file cut at {len} of {} bytes opened", bytes.len()));
         if len as u64 >= g.data_offset() {
-            assert!(
-                matches!(err, GgufError::TensorOutOfBounds { .. }),
-                "cut at {len}: {err}"
-            );
+            assert!(matches!(err, GgufError::TensorOutOfBounds { .. }), "cut at {len}: {err}");
             assert!(err.to_string().contains("outside the file"), "{err}");
         } else if len >= 4 {
             assert!(
-                matches!(
-                    err,
-                    GgufError::Truncated { .. } | GgufError::Corrupt { .. } | GgufError::TensorOutOfBounds { .. }
-                ),
+                matches!(err, GgufError::Truncated { .. } | GgufError::Corrupt { .. } | GgufError::TensorOutOfBounds { .. }),
                 "cut at {len}: {err}"
             );
         }
@@ -169,17 +142,11 @@ fn hostile_counts_and_types_are_reported() {
     // Tensor count 2^40.
     let mut b = base.clone();
     b[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    assert!(matches!(
-        GgufFile::from_bytes(b).unwrap_err(),
-        GgufError::Corrupt { .. }
-    ));
+    assert!(matches!(GgufFile::from_bytes(b).unwrap_err(), GgufError::Corrupt { .. }));
     // Metadata count 2^60.
     let mut b = base.clone();
     b[16..24].copy_from_slice(&(1u64 << 60).to_le_bytes());
-    assert!(matches!(
-        GgufFile::from_bytes(b).unwrap_err(),
-        GgufError::Corrupt { .. }
-    ));
+    assert!(matches!(GgufFile::from_bytes(b).unwrap_err(), GgufError::Corrupt { .. }));
 
     // Unknown value type for the first key (right after its name).
     let key_len = "general.architecture".len();
@@ -187,10 +154,7 @@ fn hostile_counts_and_types_are_reported() {
     let mut b = base.clone();
     b[ty_at..ty_at + 4].copy_from_slice(&99u32.to_le_bytes());
     let err = GgufFile::from_bytes(b).unwrap_err();
-    assert!(
-        matches!(&err, GgufError::UnknownValueType { key, ty: 99, .. } if key == "general.architecture"),
-        "{err}"
-    );
+    assert!(matches!(&err, GgufError::UnknownValueType { key, ty: 99, .. } if key == "general.architecture"), "{err}");
 
     // A string length of 2^62.
     let mut b = base.clone();
@@ -213,33 +177,22 @@ fn hostile_counts_and_types_are_reported() {
 fn duplicate_names_and_misaligned_offsets() {
     let mut w = GgufWriter::new();
     w.meta_u32("k", 1).meta_u32("k", 2);
-    assert!(matches!(
-        GgufFile::from_bytes(w.to_bytes()).unwrap_err(),
-        GgufError::DuplicateKey { .. }
-    ));
+    assert!(matches!(GgufFile::from_bytes(w.to_bytes()).unwrap_err(), GgufError::DuplicateKey { .. }));
 
     let mut w = GgufWriter::new();
-    w.tensor("t", &[4], GgmlType::F32, &[0.0; 4])
-        .tensor("t", &[4], GgmlType::F32, &[0.0; 4]);
-    assert!(matches!(
-        GgufFile::from_bytes(w.to_bytes()).unwrap_err(),
-        GgufError::DuplicateTensor { .. }
-    ));
+    w.tensor("t", &[4], GgmlType::F32, &[0.0; 4]).tensor("t", &[4], GgmlType::F32, &[0.0; 4]);
+    assert!(matches!(GgufFile::from_bytes(w.to_bytes()).unwrap_err(), GgufError::DuplicateTensor { .. }));
 
     // Misalign the offset of the second tensor (the last 8 bytes of its info).
     let mut w = GgufWriter::new();
-    w.tensor("a", &[4], GgmlType::F32, &[0.0; 4])
-        .tensor("b", &[4], GgmlType::F32, &[0.0; 4]);
+    w.tensor("a", &[4], GgmlType::F32, &[0.0; 4]).tensor("b", &[4], GgmlType::F32, &[0.0; 4]);
     let mut b = w.to_bytes();
     let g = GgufFile::from_bytes(b.clone()).unwrap();
     let info_end = 24 + (8 + 1 + 4 + 8 + 4 + 8) * 2;
     assert!(info_end as u64 <= g.data_offset());
     b[info_end - 8..info_end].copy_from_slice(&33u64.to_le_bytes());
     let err = GgufFile::from_bytes(b).unwrap_err();
-    assert!(
-        matches!(err, GgufError::Corrupt { .. }) && err.to_string().contains("alignment"),
-        "{err}"
-    );
+    assert!(matches!(err, GgufError::Corrupt { .. }) && err.to_string().contains("alignment"), "{err}");
 }
 
 #[test]
@@ -251,17 +204,11 @@ fn unsupported_tensor_types_fail_only_when_loaded() {
     let g = GgufFile::from_bytes(w.to_bytes()).unwrap();
     let err = g.dequantize("k3").unwrap_err();
     assert!(matches!(err, GgufError::UnsupportedTensorType { ty: 11, .. }), "{err}");
-    assert!(
-        err.to_string().contains("`k3`") && err.to_string().contains("Q3_K"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("`k3`") && err.to_string().contains("Q3_K"), "{err}");
     let err = g.dequantize("weird").unwrap_err();
     assert!(matches!(err, GgufError::UnsupportedTensorType { ty: 77, .. }), "{err}");
     assert!(g.dequantize_all(2).is_err());
-    assert!(matches!(
-        g.dequantize("nope").unwrap_err(),
-        GgufError::MissingTensor { .. }
-    ));
+    assert!(matches!(g.dequantize("nope").unwrap_err(), GgufError::MissingTensor { .. }));
 }
 
 #[test]
@@ -272,10 +219,7 @@ fn unpermute_matches_llama_cpp_permute_by_hand() {
     assert_eq!(unpermute_rows(&gguf, 1, 1), vec![0., 1., 2., 3., 4., 5.]);
     // Two heads of 4, two columns: HF rows r0..r7 → [r0 r2 r1 r3 r4 r6 r5 r7].
     let hf: Vec<f32> = (0..16).map(|i| i as f32).collect();
-    let want_gguf: Vec<f32> = [0, 2, 1, 3, 4, 6, 5, 7]
-        .iter()
-        .flat_map(|&r| [2.0 * r as f32, 2.0 * r as f32 + 1.0])
-        .collect();
+    let want_gguf: Vec<f32> = [0, 2, 1, 3, 4, 6, 5, 7].iter().flat_map(|&r| [2.0 * r as f32, 2.0 * r as f32 + 1.0]).collect();
     assert_eq!(permute_rows(&hf, 2, 2), want_gguf);
     assert_eq!(unpermute_rows(&want_gguf, 2, 2), hf);
 }
@@ -298,11 +242,7 @@ fn tiny_llama_gguf_loads_to_hf_names_layout_and_config() {
         let q = g.tensor_info("blk.1.attn_q.weight").unwrap();
         assert_eq!(q.dims, vec![32, 32]);
         let k = g.tensor_info("blk.0.attn_k.weight").unwrap();
-        assert_eq!(
-            k.dims,
-            vec![32, 16],
-            "k is [kv_heads * head_dim = 16, hidden 32] in HF order"
-        );
+        assert_eq!(k.dims, vec![32, 16], "k is [kv_heads * head_dim = 16, hidden 32] in HF order");
         assert_eq!(g.tensor_info("output.weight").is_none(), tied);
 
         let loaded = loaded_from_gguf(&g, 2).unwrap();
@@ -315,12 +255,7 @@ fn tiny_llama_gguf_loads_to_hf_names_layout_and_config() {
         let raw = g.dequantize("blk.1.attn_q.weight").unwrap();
         assert_ne!(raw.data, model.tensors["model.layers.1.self_attn.q_proj.weight"].data);
         match loaded.tokenizer {
-            Some(TokenizerSource::GgufBpe {
-                ref pre,
-                ref tokens,
-                eos_id,
-                ..
-            }) => {
+            Some(TokenizerSource::GgufBpe { ref pre, ref tokens, eos_id, .. }) => {
                 assert_eq!(pre.as_deref(), Some("smollm"));
                 assert_eq!(tokens.len(), 44);
                 assert_eq!(eos_id, Some(2));
@@ -340,11 +275,7 @@ fn tiny_llama_in_q8_0_is_close_to_f32() {
     for (name, t) in &model.tensors {
         let got = &loaded.tensors[name];
         assert_eq!(got.shape, t.shape);
-        let err = got
-            .data
-            .iter()
-            .zip(&t.data)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let err = got.data.iter().zip(&t.data).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         // |w| < 1, so one Q8_0 step is < 1/127.
         assert!(err < 0.5 / 127.0 + 1e-3, "{name}: max error {err}");
     }
@@ -394,11 +325,7 @@ fn llama_config_errors_name_the_problem() {
     // A missing tensor is reported by its GGUF name.
     let mut m = model.clone();
     m.tensors.remove("model.layers.1.mlp.down_proj.weight");
-    let err = loaded_from_gguf(
-        &GgufFile::from_bytes(gguf_writer_for(&m, GgmlType::F32).to_bytes()).unwrap(),
-        1,
-    )
-    .unwrap_err();
+    let err = loaded_from_gguf(&GgufFile::from_bytes(gguf_writer_for(&m, GgmlType::F32).to_bytes()).unwrap(), 1).unwrap_err();
     assert!(err.to_string().contains("blk.1.ffn_down.weight"), "{err}");
 
     // The tokenizer may be smaller than the (padded) embedding, not larger.
@@ -406,25 +333,14 @@ fn llama_config_errors_name_the_problem() {
     cfg.vocab_size = 48;
     let mut padded = tiny_model(cfg, 4);
     padded.tokenizer = Some(tiny_bpe_source(None));
-    let loaded = loaded_from_gguf(
-        &GgufFile::from_bytes(gguf_writer_for(&padded, GgmlType::F32).to_bytes()).unwrap(),
-        1,
-    )
-    .unwrap();
+    let loaded = loaded_from_gguf(&GgufFile::from_bytes(gguf_writer_for(&padded, GgmlType::F32).to_bytes()).unwrap(), 1).unwrap();
     assert_eq!(loaded.config.vocab_size, 48);
     let mut cfg = tiny_config(true);
     cfg.vocab_size = 40;
     let mut short = tiny_model(cfg, 4);
     short.tokenizer = Some(tiny_bpe_source(None));
-    let err = loaded_from_gguf(
-        &GgufFile::from_bytes(gguf_writer_for(&short, GgmlType::F32).to_bytes()).unwrap(),
-        1,
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains("44 tokens") && err.to_string().contains("40 rows"),
-        "{err}"
-    );
+    let err = loaded_from_gguf(&GgufFile::from_bytes(gguf_writer_for(&short, GgmlType::F32).to_bytes()).unwrap(), 1).unwrap_err();
+    assert!(err.to_string().contains("44 tokens") && err.to_string().contains("40 rows"), "{err}");
 
     // Absurd sizes from a corrupt header are rejected before any shape
     // arithmetic (no overflow, no enumeration of 2^40 layers).

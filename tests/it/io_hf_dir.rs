@@ -16,11 +16,7 @@ use peftc::pretrained::weights::{LoadedModel, TokenizerSource};
 use safetensors::Dtype;
 
 fn write_config(dir: &Path, model: &LoadedModel) {
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string(&config_to_json(&model.config)).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&config_to_json(&model.config)).unwrap()).unwrap();
 }
 
 #[test]
@@ -48,10 +44,7 @@ fn tiny_gguf_to_hf_dir_round_trip_is_bit_identical() {
 
         // The saved tokenizer.json tokenizes like the GGUF-built one.
         assert!(matches!(back.tokenizer, Some(TokenizerSource::Json(_))));
-        let (a, b) = (
-            Tokenizer::for_model(&from_gguf).unwrap(),
-            Tokenizer::for_model(&back).unwrap(),
-        );
+        let (a, b) = (Tokenizer::for_model(&from_gguf).unwrap(), Tokenizer::for_model(&back).unwrap());
         for text in ["the ab", " the 123", "<|im_end|>"] {
             assert_eq!(a.encode(text).unwrap(), b.encode(text).unwrap(), "{text}");
         }
@@ -82,30 +75,15 @@ fn write_with_dtype(dir: &Path, model: &LoadedModel, dtype: Dtype) {
         .iter()
         .map(|(n, t)| {
             let bytes = match dtype {
-                Dtype::F16 => t
-                    .data
-                    .iter()
-                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                    .collect(),
-                Dtype::BF16 => t
-                    .data
-                    .iter()
-                    .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
-                    .collect(),
+                Dtype::F16 => t.data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+                Dtype::BF16 => t.data.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
                 _ => t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
             };
             (n.clone(), t.shape.clone(), bytes)
         })
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = encoded
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap(),
-            )
-        })
-        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        encoded.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap())).collect();
     let bytes = safetensors::serialize(views, None::<HashMap<String, String>>).unwrap();
     std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
 }
@@ -141,11 +119,7 @@ fn untied_config_without_lm_head_is_treated_as_tied() {
     untied.tie_word_embeddings = false;
     let json = config_to_json(&untied);
     std::fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
-    std::fs::write(
-        dir.path().join("model.safetensors"),
-        peftc::pretrained::hf_dir::safetensors_bytes(&model.tensors).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), peftc::pretrained::hf_dir::safetensors_bytes(&model.tensors).unwrap()).unwrap();
     assert!(load_hf_dir(dir.path()).unwrap().config.tie_word_embeddings);
     assert!(load_config(dir.path()).unwrap().tie_word_embeddings);
 }
@@ -161,33 +135,19 @@ fn bad_directories_are_clear_errors() {
 
     write_config(dir.path(), &model);
     let err = err_of(dir.path());
-    assert!(
-        err.contains("neither model.safetensors nor model.safetensors.index.json"),
-        "{err}"
-    );
+    assert!(err.contains("neither model.safetensors nor model.safetensors.index.json"), "{err}");
 
     // A tensor missing.
     let mut partial = model.tensors.clone();
     partial.remove("model.layers.1.mlp.up_proj.weight");
-    std::fs::write(
-        dir.path().join("model.safetensors"),
-        peftc::pretrained::hf_dir::safetensors_bytes(&partial).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), peftc::pretrained::hf_dir::safetensors_bytes(&partial).unwrap()).unwrap();
     let err = err_of(dir.path());
-    assert!(
-        err.contains("missing tensor `model.layers.1.mlp.up_proj.weight`"),
-        "{err}"
-    );
+    assert!(err.contains("missing tensor `model.layers.1.mlp.up_proj.weight`"), "{err}");
 
     // A tensor with the wrong shape.
     let mut wrong = model.tensors.clone();
     wrong.get_mut("model.norm.weight").unwrap().shape = vec![4, 8];
-    std::fs::write(
-        dir.path().join("model.safetensors"),
-        peftc::pretrained::hf_dir::safetensors_bytes(&wrong).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), peftc::pretrained::hf_dir::safetensors_bytes(&wrong).unwrap()).unwrap();
     let err = err_of(dir.path());
     assert!(err.contains("model.norm.weight") && err.contains("[4, 8]"), "{err}");
 
@@ -205,21 +165,13 @@ fn bad_directories_are_clear_errors() {
     assert!(err.contains("I32") && err.contains("F32, F16, BF16"), "{err}");
 
     // Unsupported architecture and bad JSON.
-    std::fs::write(
-        dir.path().join("config.json"),
-        r#"{"model_type": "gpt_neox", "vocab_size": 10}"#,
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "gpt_neox", "vocab_size": 10}"#).unwrap();
     let err = err_of(dir.path());
     assert!(err.contains("gpt_neox"), "{err}");
     std::fs::write(dir.path().join("config.json"), "{").unwrap();
     let err = err_of(dir.path());
     assert!(err.contains("parsing") && err.contains("config.json"), "{err}");
-    std::fs::write(
-        dir.path().join("config.json"),
-        r#"{"model_type": "llama", "hidden_size": "big"}"#,
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "llama", "hidden_size": "big"}"#).unwrap();
     let err = err_of(dir.path());
     assert!(err.contains("hidden_size"), "{err}");
 

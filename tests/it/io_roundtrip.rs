@@ -19,10 +19,7 @@ fn smollm2_gguf_to_hf_dir_round_trip_is_bit_identical() {
     for (name, t) in &gguf.tensors {
         let h = &hf.tensors[name];
         assert_eq!(h.shape, t.shape, "{name}");
-        assert!(
-            h.data.iter().zip(&t.data).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{name}: values differ"
-        );
+        assert!(h.data.iter().zip(&t.data).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}: values differ");
     }
     let (a, b) = (Tokenizer::for_model(&gguf).unwrap(), Tokenizer::for_model(&hf).unwrap());
     let text = "Question: Janet’s ducks lay 16 eggs per day.\nAnswer: 16 - 3 - 4 = <<16-3-4=9>>9";

@@ -25,14 +25,8 @@ fn smollm2_gguf_loads_with_the_guide_config_and_reference_values() {
     assert_eq!(m.config, config, "load_config agrees with load_model");
     let c = &m.config;
     assert_eq!(c.architecture, "llama");
-    assert_eq!(
-        (c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim),
-        (30, 576, 9, 3, 64)
-    );
-    assert_eq!(
-        (c.intermediate_size, c.vocab_size, c.max_position_embeddings),
-        (1536, 49152, 8192)
-    );
+    assert_eq!((c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim), (30, 576, 9, 3, 64));
+    assert_eq!((c.intermediate_size, c.vocab_size, c.max_position_embeddings), (1536, 49152, 8192));
     assert_eq!(c.rope_theta, 100_000.0);
     assert!((c.rms_norm_eps - 1e-5).abs() < 1e-12);
     assert!(c.tie_word_embeddings);
@@ -74,10 +68,7 @@ fn smollm2_gguf_loads_with_the_guide_config_and_reference_values() {
     for (name, row, col, want) in cases {
         assert_eq!(at(name, row, col), want, "{name}[{row}, {col}]");
     }
-    assert_eq!(
-        &m.tensors["model.norm.weight"].data[..3],
-        &[1.7578125, 1.8203125, 1.78125]
-    );
+    assert_eq!(&m.tensors["model.norm.weight"].data[..3], &[1.7578125, 1.8203125, 1.78125]);
     assert!(m.tensors.values().all(|t| t.data.iter().all(|v| v.is_finite())));
 
     let tok = Tokenizer::for_model(&m).unwrap();

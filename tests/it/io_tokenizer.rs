@@ -18,9 +18,7 @@ fn smollm2() -> &'static Tokenizer {
     static TOK: OnceLock<Tokenizer> = OnceLock::new();
     TOK.get_or_init(|| {
         let g = GgufFile::open(&smollm2_path()).unwrap();
-        let source = tokenizer_from_gguf(&g)
-            .unwrap()
-            .expect("SmolLM2 GGUF has tokenizer metadata");
+        let source = tokenizer_from_gguf(&g).unwrap().expect("SmolLM2 GGUF has tokenizer metadata");
         Tokenizer::from_source(&source).unwrap()
     })
 }
@@ -30,10 +28,7 @@ fn gsm8k_lines(split: &str) -> Vec<(String, String)> {
     text.lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["question"].as_str().unwrap().to_string(),
-                v["answer"].as_str().unwrap().to_string(),
-            )
+            (v["question"].as_str().unwrap().to_string(), v["answer"].as_str().unwrap().to_string())
         })
         .collect()
 }
@@ -50,9 +45,7 @@ fn gguf_tokenizer_metadata() {
 
 #[test]
 fn reference_examples_token_ids_identical() {
-    let reference: Value =
-        serde_json::from_str(&std::fs::read_to_string(reference_file("smollm2-135m-gsm8k-base.json")).unwrap())
-            .unwrap();
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(reference_file("smollm2-135m-gsm8k-base.json")).unwrap()).unwrap();
     let test = gsm8k_lines("test");
     let examples = reference["examples"].as_array().unwrap();
     assert_eq!(examples.len(), 2);
@@ -63,24 +56,11 @@ fn reference_examples_token_ids_identical() {
         // tokens, then eos (id 2) appended.
         let mut ids = smollm2().encode(&format!("Question: {q}\nAnswer: {a}")).unwrap();
         ids.push(smollm2().eos_id().unwrap());
-        let want: Vec<u32> = ex["token_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let want: Vec<u32> = ex["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         assert_eq!(ids, want, "test example {index}");
         let prompt = smollm2().encode(&format!("Question: {q}\nAnswer:")).unwrap();
-        assert_eq!(
-            prompt.len() as u64,
-            ex["prompt_tokens"].as_u64().unwrap(),
-            "prompt length of example {index}"
-        );
-        assert_eq!(
-            &ids[..prompt.len()],
-            &prompt[..],
-            "the prompt's tokens are a prefix of the example's"
-        );
+        assert_eq!(prompt.len() as u64, ex["prompt_tokens"].as_u64().unwrap(), "prompt length of example {index}");
+        assert_eq!(&ids[..prompt.len()], &prompt[..], "the prompt's tokens are a prefix of the example's");
     }
 }
 
@@ -123,10 +103,7 @@ fn tiny_bpe_merges_apply_in_rank_order() {
     let id = |t: &str| tok.token_to_id(t).unwrap();
     // " the": Ġ+t (rank 0), h+e (rank 1), Ġt+he (rank 2) → one token.
     assert_eq!(tok.encode(" the").unwrap(), vec![id("Ġthe")]);
-    assert_eq!(
-        tok.encode("the ab").unwrap(),
-        vec![id("t"), id("he"), id("Ġ"), id("ab")]
-    );
+    assert_eq!(tok.encode("the ab").unwrap(), vec![id("t"), id("he"), id("Ġ"), id("ab")]);
     assert_eq!(tok.decode(&tok.encode("the ab").unwrap(), false).unwrap(), "the ab");
     // Control tokens are special: matched whole in text, skippable in decode.
     assert_eq!(tok.encode("<|im_end|>").unwrap(), vec![2]);
@@ -135,23 +112,10 @@ fn tiny_bpe_merges_apply_in_rank_order() {
 
 #[test]
 fn unsupported_tokenizers_are_clear_errors() {
-    let err = Tokenizer::from_source(&tiny_bpe_source(Some("llama3")))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("llama3") && err.contains("smollm") && err.contains("tokenizer.json"),
-        "{err}"
-    );
+    let err = Tokenizer::from_source(&tiny_bpe_source(Some("llama3"))).unwrap_err().to_string();
+    assert!(err.contains("llama3") && err.contains("smollm") && err.contains("tokenizer.json"), "{err}");
 
-    let TokenizerSource::GgufBpe {
-        tokens,
-        merges,
-        token_types,
-        ..
-    } = tiny_bpe_source(None)
-    else {
-        unreachable!()
-    };
+    let TokenizerSource::GgufBpe { tokens, merges, token_types, .. } = tiny_bpe_source(None) else { unreachable!() };
     let spm = TokenizerSource::GgufBpe {
         model: "llama".into(),
         pre: None,
@@ -180,21 +144,11 @@ fn unsupported_tokenizers_are_clear_errors() {
 
     let mut dup = tokens.clone();
     dup[10] = dup[9].clone();
-    let bad = TokenizerSource::GgufBpe {
-        model: "gpt2".into(),
-        pre: None,
-        tokens: dup,
-        merges,
-        token_types,
-        bos_id: None,
-        eos_id: None,
-    };
+    let bad = TokenizerSource::GgufBpe { model: "gpt2".into(), pre: None, tokens: dup, merges, token_types, bos_id: None, eos_id: None };
     let err = Tokenizer::from_source(&bad).unwrap_err().to_string();
     assert!(err.contains("token 10") && err.contains("duplicates"), "{err}");
 
-    let err = Tokenizer::from_source(&TokenizerSource::Json("{not json".into()))
-        .unwrap_err()
-        .to_string();
+    let err = Tokenizer::from_source(&TokenizerSource::Json("{not json".into())).unwrap_err().to_string();
     assert!(err.contains("invalid tokenizer.json"), "{err}");
 }
 
@@ -212,8 +166,7 @@ fn built_tokenizer_json_equals_the_transformers_one() {
     // added tokens, BPE options, vocabulary and merges — equals what
     // transformers built from the same GGUF.
     let mine: Value = serde_json::from_str(&smollm2().to_json().unwrap()).unwrap();
-    let reference: Value =
-        serde_json::from_str(&std::fs::read_to_string(reference_file("smollm2-135m-tokenizer.json")).unwrap()).unwrap();
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(reference_file("smollm2-135m-tokenizer.json")).unwrap()).unwrap();
     let (mine, reference) = (mine.as_object().unwrap(), reference.as_object().unwrap());
     let keys = |o: &serde_json::Map<String, Value>| o.keys().cloned().collect::<std::collections::BTreeSet<_>>();
     assert_eq!(keys(mine), keys(reference));

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use peftc::lang::{self, Options, ir::*};
 use peftc::lang::target::Target;
+use peftc::lang::{self, Options, ir::*};
 
 fn program() -> Program {
     lang::load(&[PathBuf::from("specs/schemes.peft")]).unwrap_or_else(|d| panic!("{}", d.render(false)))
@@ -55,7 +55,8 @@ fn counts_match_independent_formulas() {
 #[test]
 fn other_presets_scale() {
     let shapes = lang::preset::preset("llama-3.1-8b").unwrap();
-    let (p, d) = lang::check(&[PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/schemes.peft"))], &Options { model: Some(shapes) });
+    let (p, d) =
+        lang::check(&[PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/schemes.peft"))], &Options { model: Some(shapes) });
     let p = p.unwrap_or_else(|| panic!("{}", d.render(false)));
     // LoRA r 8 on all 7 modules of Llama-3.1-8B: 20,971,520 (the well-known PEFT count).
     assert_eq!(count(&p, "peft_lora"), 20_971_520);

@@ -42,11 +42,8 @@ fn merged_weight_reproduces_the_output_for_every_scheme() {
         for t in &inst.targets {
             let mut sizes = t.sizes.clone();
             sizes.insert(TOKENS.into(), 3);
-            let tensors: BTreeMap<String, NamedArray> = inst
-                .tensors
-                .iter()
-                .map(|d| (d.name.clone(), NamedArray::from_fn(&d.dims, &sizes, |_| rng.next())))
-                .collect();
+            let tensors: BTreeMap<String, NamedArray> =
+                inst.tensors.iter().map(|d| (d.name.clone(), NamedArray::from_fn(&d.dims, &sizes, |_| rng.next()))).collect();
             let w = NamedArray::from_fn(&["in".into(), "out".into()], &sizes, |_| rng.next());
             let x = NamedArray::from_fn(&[TOKENS.into(), "in".into()], &sizes, |_| rng.next());
 

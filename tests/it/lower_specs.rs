@@ -7,10 +7,10 @@ use crate::support::lower as lower_common;
 
 use burn::backend::NdArray;
 use lower_common::*;
-use peftc::model::hook::NoAdapter;
 use peftc::lang::ir::ModelShapes;
 use peftc::lower::{Adapter, from_lang};
 use peftc::model::causal_lm::CausalLm;
+use peftc::model::hook::NoAdapter;
 
 type F32 = NdArray<f32>;
 
@@ -43,7 +43,8 @@ fn every_scheme_in_specs_lowers_starts_at_identity_and_merges() {
         let p = from_lang::program(inst).unwrap_or_else(|e| panic!("{}: {e}", inst.name));
         let sites = from_lang::sites(inst);
         assert_eq!(sites.len(), 21, "{}: all 7 targets × 3 layers", inst.name);
-        let mut a = Adapter::<F32>::build(&p, &sites, &|l, t| model.base_weight(l, t), 0, &dev).unwrap_or_else(|e| panic!("{}: {e}", inst.name));
+        let mut a =
+            Adapter::<F32>::build(&p, &sites, &|l, t| model.base_weight(l, t), 0, &dev).unwrap_or_else(|e| panic!("{}: {e}", inst.name));
         assert_eq!(a.num_trainable(), inst.trainable_params, "{}: stored vs counted parameters", inst.name);
 
         let start = model.logits(tokens(&dev), &a);

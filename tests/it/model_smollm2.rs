@@ -14,8 +14,8 @@ use peftc::model::causal_lm::CausalLm;
 use peftc::train::evaluate::{EvalPlan, evaluate};
 
 use crate::support::loss::token_nll;
-use peftc::model::hook::NoAdapter;
 use peftc::model::Llama;
+use peftc::model::hook::NoAdapter;
 use peftc::pretrained::tokenizer::Tokenizer;
 use peftc::pretrained::weights::LoadedModel;
 use serde_json::Value;

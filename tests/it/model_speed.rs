@@ -7,9 +7,9 @@ use std::time::Instant;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use burn::tensor::TensorData as BurnData;
+use peftc::lang::target::Target;
 use peftc::model::hook::{LinearHook, NoAdapter};
 use peftc::model::{Llama, LlamaConfig};
-use peftc::lang::target::Target;
 use peftc::pretrained::weights::ModelConfig;
 
 type B = NdArray<f32>;
@@ -37,10 +37,7 @@ fn smollm2_config() -> LlamaConfig {
 
 fn batch<BB: Backend>(b: usize, s: usize, dev: &BB::Device) -> (Tensor<BB, 2, Int>, Tensor<BB, 2, Bool>) {
     let ids: Vec<i64> = (0..b * s).map(|i| ((i * 7919) % 49152) as i64).collect();
-    (
-        Tensor::from_data(BurnData::new(ids, [b, s]), dev),
-        Tensor::from_data(BurnData::new(vec![true; b * s], [b, s]), dev),
-    )
+    (Tensor::from_data(BurnData::new(ids, [b, s]), dev), Tensor::from_data(BurnData::new(vec![true; b * s], [b, s]), dev))
 }
 
 #[test]

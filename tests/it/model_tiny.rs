@@ -8,10 +8,10 @@ use std::cell::RefCell;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use burn::tensor::TensorData as BurnData;
+use peftc::lang::target::Target;
 use peftc::model::hook::{LinearHook, NoAdapter};
 use peftc::model::rope::Rope;
 use peftc::model::{Llama, ModelError};
-use peftc::lang::target::Target;
 use peftc::pretrained::weights::{ModelConfig, TensorStore};
 
 type B = NdArray<f32>;
@@ -30,10 +30,7 @@ fn tokens(rows: &[Vec<i64>]) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>) {
             pad[b * seq + t] = true;
         }
     }
-    (
-        Tensor::from_data(BurnData::new(ids, [rows.len(), seq]), &dev()),
-        Tensor::from_data(BurnData::new(pad, [rows.len(), seq]), &dev()),
-    )
+    (Tensor::from_data(BurnData::new(ids, [rows.len(), seq]), &dev()), Tensor::from_data(BurnData::new(pad, [rows.len(), seq]), &dev()))
 }
 
 fn to_vec<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
@@ -88,7 +85,10 @@ fn rope_rotates_halves_as_hand_computed() {
     let out = to_vec(rope.forward(x));
     let (c0, s0, c1, s1) = (1f32.cos(), 1f32.sin(), 0.01f32.cos(), 0.01f32.sin());
     let want = [
-        1.0, 2.0, 3.0, 4.0, // position 0: identity
+        1.0,
+        2.0,
+        3.0,
+        4.0, // position 0: identity
         1.0 * c0 - 3.0 * s0,
         2.0 * c1 - 4.0 * s1,
         3.0 * c0 + 1.0 * s0,
@@ -219,9 +219,8 @@ fn reference_forward(c: &ModelConfig, s: &TensorStore, ids: &[usize]) -> Vec<f64
             let mut ctx = vec![0.0; c.num_heads * hd];
             for h in 0..c.num_heads {
                 let kv = h / group;
-                let scores: Vec<f64> = (0..=t)
-                    .map(|j| (0..hd).map(|e| q[t][h * hd + e] * k[j][kv * hd + e]).sum::<f64>() / (hd as f64).sqrt())
-                    .collect();
+                let scores: Vec<f64> =
+                    (0..=t).map(|j| (0..hd).map(|e| q[t][h * hd + e] * k[j][kv * hd + e]).sum::<f64>() / (hd as f64).sqrt()).collect();
                 let m = scores.iter().cloned().fold(f64::MIN, f64::max);
                 let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
                 for (j, s) in scores.iter().enumerate() {

@@ -12,18 +12,18 @@
 
 use crate::support::lower as lower_common;
 
-use burn::backend::libtorch::{LibTorch, LibTorchDevice};
 use burn::backend::Autodiff;
+use burn::backend::libtorch::{LibTorch, LibTorchDevice};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 use lower_common::*;
-use peftc::model::head_loss::head_loss;
-use peftc::model::hook::NoAdapter;
+use peftc::data::{Example, LossOn};
 use peftc::lower::Adapter;
 use peftc::model::Llama;
-use peftc::train::loss::step_gradients;
-use peftc::data::{Example, LossOn};
 use peftc::model::causal_lm::CausalLm;
+use peftc::model::head_loss::head_loss;
+use peftc::model::hook::NoAdapter;
+use peftc::train::loss::step_gradients;
 
 type B = LibTorch<f32>;
 type Ad = Autodiff<B>;
@@ -44,9 +44,7 @@ fn max_abs<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> f32 {
 }
 
 fn examples() -> Vec<Example> {
-    (0..6u32)
-        .map(|i| Example { tokens: (0..6 + i as usize % 3).map(|k| (i * 7 + k as u32 * 5) % 64).collect(), prompt_len: 2 })
-        .collect()
+    (0..6u32).map(|i| Example { tokens: (0..6 + i as usize % 3).map(|k| (i * 7 + k as u32 * 5) % 64).collect(), prompt_len: 2 }).collect()
 }
 
 #[test]

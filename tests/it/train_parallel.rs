@@ -6,10 +6,10 @@ use crate::support::lower as lower_common;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use lower_common::*;
-use peftc::model::head_loss::{head_loss_chunked, surrogate};
-use peftc::train::loss::step_gradients;
 use peftc::data::{Batch, Example, LossOn};
 use peftc::model::causal_lm::CausalLm;
+use peftc::model::head_loss::{head_loss_chunked, surrogate};
+use peftc::train::loss::step_gradients;
 
 type B = NdArray<f32>;
 type Ad = Autodiff<B>;

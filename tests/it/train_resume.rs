@@ -6,10 +6,10 @@ use crate::support::lower as lower_common;
 
 use burn::backend::{Autodiff, NdArray};
 use lower_common::*;
-use peftc::runs::metrics::RunStatus;
 use peftc::data::{Example, LossOn};
 use peftc::runs::RunDir;
 use peftc::runs::metrics::RunMetrics;
+use peftc::runs::metrics::RunStatus;
 use peftc::runs::tensor_file as st;
 use peftc::train::{OptimizerConfig, OptimizerKind, Schedule, ScheduleKind, TrainConfig, TrainInputs, TrainOptions, fit};
 
@@ -103,8 +103,7 @@ fn divergence_stops_the_run_with_a_message() {
     let mut m = RunMetrics::blank("tiny", "lora", "run-div");
     let (train, test) = (examples(20, 1), examples(8, 2));
     let inputs = TrainInputs { model: &model, eval_model: &eval_model, train: &train, test: &test, device: &dev };
-    fit(&inputs, &mut adapter, &cfg, &RunDir::at(dir.path()), &mut m, &TrainOptions::default())
-        .unwrap();
+    fit(&inputs, &mut adapter, &cfg, &RunDir::at(dir.path()), &mut m, &TrainOptions::default()).unwrap();
     match &m.status {
         RunStatus::Diverged { message, .. } => assert!(message.contains("loss became"), "{message}"),
         s => panic!("expected divergence, got {s:?}"),

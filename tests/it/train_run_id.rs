@@ -46,4 +46,3 @@ fn quick_suite_run_ids_match_the_recorded_runs() {
         assert_ne!(run_id_of(run, e, &cfg, &hashes, "cuda", "f32").unwrap().0, id);
     }
 }
-

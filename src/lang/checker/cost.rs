@@ -51,10 +51,7 @@ pub(super) fn with_nominal_tokens(sizes: &Sizes) -> Sizes {
 /// order that costs least summed over `size_sets` (one per target).
 pub(super) fn contraction_order(output: Expr, lets: Vec<LetBinding>, size_sets: &[Sizes]) -> (Expr, Vec<LetBinding>) {
     let out_expr = dims::reassociate(output, size_sets);
-    let let_list: Vec<LetBinding> = lets
-        .into_iter()
-        .map(|l| LetBinding { expr: dims::reassociate(l.expr, size_sets), ..l })
-        .collect();
+    let let_list: Vec<LetBinding> = lets.into_iter().map(|l| LetBinding { expr: dims::reassociate(l.expr, size_sets), ..l }).collect();
     (out_expr, let_list)
 }
 

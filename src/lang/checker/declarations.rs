@@ -173,11 +173,7 @@ impl<'s> Declarations<'s> {
 
     fn declare_output(&mut self, o: &'s AstOutput, d: &mut Vec<Diagnostic>) {
         if let Some((prev, _)) = &self.output {
-            d.push(
-                Diagnostic::error(ErrorKind::DuplicateOutput, o.span)
-                    .label("second output")
-                    .with(prev.span, "first output here"),
-            );
+            d.push(Diagnostic::error(ErrorKind::DuplicateOutput, o.span).label("second output").with(prev.span, "first output here"));
             return;
         }
         let (e, used) = self.type_formula(&o.value, d);
@@ -198,9 +194,7 @@ impl<'s> Declarations<'s> {
         }
         for (n, sp) in &self.let_spans {
             if !self.used.contains(n) {
-                d.push(
-                    Diagnostic::error(ErrorKind::Unused(format!("`let {n}` is never used")), *sp).label("declared here"),
-                );
+                d.push(Diagnostic::error(ErrorKind::Unused(format!("`let {n}` is never used")), *sp).label("declared here"));
             }
         }
     }

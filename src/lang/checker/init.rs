@@ -219,10 +219,7 @@ pub(super) fn init_fits(
                     );
                     ok = false;
                 } else if x.depends_on_x {
-                    d.push(
-                        Diagnostic::error(ErrorKind::InitDependency("it uses the input `x`".into()), ispan)
-                            .label("uses `x`"),
-                    );
+                    d.push(Diagnostic::error(ErrorKind::InitDependency("it uses the input `x`".into()), ispan).label("uses `x`"));
                     ok = false;
                 } else if !dims::subset(&x.dims, dims) {
                     d.push(
@@ -242,16 +239,12 @@ pub(super) fn init_fits(
             }
             Init::Identity => {
                 let tdims = if pi == 1 { 1 } else { dims.len() };
-                let square = tdims == 2
-                    && targets.iter().all(|tg| dim_size(&dims[0], tg, params) == dim_size(&dims[1], tg, params));
+                let square = tdims == 2 && targets.iter().all(|tg| dim_size(&dims[0], tg, params) == dim_size(&dims[1], tg, params));
                 if !square {
                     d.push(
-                        Diagnostic::error(
-                            ErrorKind::InitShape("`identity` needs exactly two dimensions of equal size".into()),
-                            ispan,
-                        )
-                        .label("identity init")
-                        .with(t.dims_span, format!("dims {}", fmt_dims(dims))),
+                        Diagnostic::error(ErrorKind::InitShape("`identity` needs exactly two dimensions of equal size".into()), ispan)
+                            .label("identity init")
+                            .with(t.dims_span, format!("dims {}", fmt_dims(dims))),
                     );
                     ok = false;
                 }

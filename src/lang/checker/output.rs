@@ -28,11 +28,8 @@ pub(super) fn checked_output<'s>(
     let want = [TOKENS.to_string(), "out".to_string()];
     if out_expr.dims.len() != 2 || !dims::subset(&want, &out_expr.dims) {
         d.push(
-            Diagnostic::error(
-                ErrorKind::OutputDims { expected: fmt_dims(&want), found: fmt_dims(&out_expr.dims) },
-                out_ast.value.span,
-            )
-            .label(format!("this has dims {}", fmt_dims(&out_expr.dims))),
+            Diagnostic::error(ErrorKind::OutputDims { expected: fmt_dims(&want), found: fmt_dims(&out_expr.dims) }, out_ast.value.span)
+                .label(format!("this has dims {}", fmt_dims(&out_expr.dims))),
         );
         return None;
     }
@@ -58,12 +55,9 @@ pub(super) fn mergeability(output: &Output, lets: &BTreeMap<String, Expr>, size_
 pub(super) fn warn_not_mergeable(mergeability: &Mergeability, out_ast: &AstOutput, d: &mut Vec<Diagnostic>) {
     if !mergeability.linear {
         d.push(
-            Diagnostic::error(
-                ErrorKind::NotMergeable(mergeability.reason.clone().unwrap_or_default()),
-                out_ast.value.span,
-            )
-            .label("not linear in `x`")
-            .note("the adapter cannot be baked into the base weights; it costs extra work at inference"),
+            Diagnostic::error(ErrorKind::NotMergeable(mergeability.reason.clone().unwrap_or_default()), out_ast.value.span)
+                .label("not linear in `x`")
+                .note("the adapter cannot be baked into the base weights; it costs extra work at inference"),
         );
     }
 }
@@ -86,8 +80,8 @@ pub(super) fn warn_not_identity_at_init(
         Output::Y(_) => tensors.values().any(|t| t.trainable && t.zero),
     };
     if !starts_at_identity {
-        let mut diag = Diagnostic::error(ErrorKind::NotIdentityAtInit(s.name.name.clone()), out_ast.span)
-            .label("this is not zero at initialisation");
+        let mut diag =
+            Diagnostic::error(ErrorKind::NotIdentityAtInit(s.name.name.clone()), out_ast.span).label("this is not zero at initialisation");
         for (n, sp) in init_spans {
             if tensors.get(n).is_some_and(|t| t.trainable) {
                 diag = diag.with(*sp, format!("`{n}` starts non-zero"));

@@ -86,10 +86,7 @@ impl Scope<'_> {
                 None
             }
             AstExprKind::List(_) => {
-                d.push(Diagnostic::error(
-                    ErrorKind::BadCall("a list is only allowed as a run argument (a sweep)".into()),
-                    e.span,
-                ));
+                d.push(Diagnostic::error(ErrorKind::BadCall("a list is only allowed as a run argument (a sweep)".into()), e.span));
                 None
             }
             AstExprKind::Ident(n) => self.ident(n, e.span, d),
@@ -107,12 +104,7 @@ impl Scope<'_> {
                             1 => {
                                 let dims = matmul_dims(&l.dims, &r.dims, &s[0]);
                                 let (x, t) = (l.depends_on_x || r.depends_on_x, l.depends_on_trainable || r.depends_on_trainable);
-                                Some(expr_node(
-                                    ExprKind::MatMul { lhs: Box::new(l), rhs: Box::new(r), contract: s[0].clone() },
-                                    dims,
-                                    x,
-                                    t,
-                                ))
+                                Some(expr_node(ExprKind::MatMul { lhs: Box::new(l), rhs: Box::new(r), contract: s[0].clone() }, dims, x, t))
                             }
                             0 => {
                                 d.push(
@@ -127,13 +119,10 @@ impl Scope<'_> {
                             }
                             _ => {
                                 d.push(
-                                    Diagnostic::error(
-                                        ErrorKind::MatMulAmbiguous { shared: s.join(", ") },
-                                        lhs.span,
-                                    )
-                                    .label(format!("this has dims {}", fmt_dims(&l.dims)))
-                                    .with(rhs.span, format!("this has dims {}", fmt_dims(&r.dims)))
-                                    .note("use einsum(\"…\", a, b) to say which dimensions to contract"),
+                                    Diagnostic::error(ErrorKind::MatMulAmbiguous { shared: s.join(", ") }, lhs.span)
+                                        .label(format!("this has dims {}", fmt_dims(&l.dims)))
+                                        .with(rhs.span, format!("this has dims {}", fmt_dims(&r.dims)))
+                                        .note("use einsum(\"…\", a, b) to say which dimensions to contract"),
                                 );
                                 None
                             }
@@ -176,12 +165,9 @@ impl Scope<'_> {
         d: &mut Vec<Diagnostic>,
     ) -> Option<Expr> {
         if broadcast(&l.dims, &r.dims).is_none() {
-            let mut diag = Diagnostic::error(
-                ErrorKind::BroadcastMismatch { op: sym, lhs: fmt_dims(&l.dims), rhs: fmt_dims(&r.dims) },
-                rs,
-            )
-            .label(format!("this has dims {}", fmt_dims(&r.dims)))
-            .with(ls, format!("this has dims {}", fmt_dims(&l.dims)));
+            let mut diag = Diagnostic::error(ErrorKind::BroadcastMismatch { op: sym, lhs: fmt_dims(&l.dims), rhs: fmt_dims(&r.dims) }, rs)
+                .label(format!("this has dims {}", fmt_dims(&r.dims)))
+                .with(ls, format!("this has dims {}", fmt_dims(&l.dims)));
             if r.dims.iter().any(|x| x == "out") && l.dims.iter().any(|x| x != "out" && x != TOKENS) {
                 diag = diag.note("a tensor over `out` scales the output: apply it after the last `@`");
             } else {
@@ -313,7 +299,15 @@ impl Scope<'_> {
                 }
                 let (l, r) = (self.type_expr(&positional[0].value, d), self.type_expr(&positional[1].value, d));
                 let op = if name == "min" { BinOp::Min } else { BinOp::Max };
-                self.broadcast_binary(op, if name == "min" { "min" } else { "max" }, l?, r?, positional[0].value.span, positional[1].value.span, d)
+                self.broadcast_binary(
+                    op,
+                    if name == "min" { "min" } else { "max" },
+                    l?,
+                    r?,
+                    positional[0].value.span,
+                    positional[1].value.span,
+                    d,
+                )
             }
             "rms" | "norm" => {
                 if !arity(1, d) {
@@ -352,11 +346,8 @@ impl Scope<'_> {
                         Some(v) if v >= 0.0 => v,
                         _ => {
                             d.push(
-                                Diagnostic::error(
-                                    ErrorKind::NotAConstant("`eps:` must be a non-negative constant".into()),
-                                    a.value.span,
-                                )
-                                .label("not a non-negative constant"),
+                                Diagnostic::error(ErrorKind::NotAConstant("`eps:` must be a non-negative constant".into()), a.value.span)
+                                    .label("not a non-negative constant"),
                             );
                             return None;
                         }
@@ -373,11 +364,8 @@ impl Scope<'_> {
             "einsum" => self.einsum(&positional, span, d),
             n if INITS.contains(&n) => {
                 d.push(
-                    Diagnostic::error(
-                        ErrorKind::BadCall(format!("`{n}` is an init rule, not a function of the formula")),
-                        func.span,
-                    )
-                    .label("only allowed after `init`"),
+                    Diagnostic::error(ErrorKind::BadCall(format!("`{n}` is an init rule, not a function of the formula")), func.span)
+                        .label("only allowed after `init`"),
                 );
                 None
             }
@@ -406,15 +394,10 @@ impl Scope<'_> {
         let Some((lhs, rhs)) = spec.split_once("->") else {
             return err(format!("spec `{spec}` has no `->`"), first.value.span, d);
         };
-        let inputs: Vec<Vec<Dim>> =
-            lhs.split(',').map(|p| p.split_whitespace().map(str::to_string).collect()).collect();
+        let inputs: Vec<Vec<Dim>> = lhs.split(',').map(|p| p.split_whitespace().map(str::to_string).collect()).collect();
         let output: Vec<Dim> = rhs.split_whitespace().map(str::to_string).collect();
         if inputs.len() != pos.len() - 1 {
-            return err(
-                format!("the spec names {} operands but {} are given", inputs.len(), pos.len() - 1),
-                span,
-                d,
-            );
+            return err(format!("the spec names {} operands but {} are given", inputs.len(), pos.len() - 1), span, d);
         }
         let mut args = Vec::new();
         let mut ok = true;
@@ -430,11 +413,7 @@ impl Scope<'_> {
             if s1 != s2 {
                 d.push(
                     Diagnostic::error(
-                        ErrorKind::Einsum(format!(
-                            "the spec says [{}] but the operand has dims {}",
-                            inp.join(", "),
-                            fmt_dims(&e.dims)
-                        )),
+                        ErrorKind::Einsum(format!("the spec says [{}] but the operand has dims {}", inp.join(", "), fmt_dims(&e.dims))),
                         a.value.span,
                     )
                     .label(format!("this has dims {}", fmt_dims(&e.dims)))

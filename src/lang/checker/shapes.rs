@@ -31,16 +31,14 @@ pub(super) fn tensor_dims(
     for di in &t.dims {
         if dims.contains(&di.name) {
             d.push(
-                Diagnostic::error(ErrorKind::RepeatedDim(di.name.clone()), di.span)
-                    .label("repeated")
-                    .with(t.dims_span, "in this shape"),
+                Diagnostic::error(ErrorKind::RepeatedDim(di.name.clone()), di.span).label("repeated").with(t.dims_span, "in this shape"),
             );
             ok = false;
             continue;
         }
         if !dim_names.contains(&di.name) {
-            let mut diag = Diagnostic::error(ErrorKind::UnknownDim(di.name.clone()), di.span)
-                .label("not `in`, `out` or a parameter of this scheme");
+            let mut diag =
+                Diagnostic::error(ErrorKind::UnknownDim(di.name.clone()), di.span).label("not `in`, `out` or a parameter of this scheme");
             if let Some(h) = crate::lang::diagnostic::did_you_mean(&di.name, dim_names.iter().map(String::as_str)) {
                 diag = diag.note(h);
             }
@@ -54,11 +52,9 @@ pub(super) fn tensor_dims(
         if di.name != "in" && di.name != "out" {
             let v = dim_value(&di.name).unwrap_or(0.0);
             if !(v >= 1.0 && v.fract() == 0.0 && v < 1e9) {
-                let mut diag = Diagnostic::error(
-                    ErrorKind::DimNotPositiveInteger { dim: di.name.clone(), value: number::plain(v) },
-                    di.span,
-                )
-                .label("used as a dimension here");
+                let mut diag =
+                    Diagnostic::error(ErrorKind::DimNotPositiveInteger { dim: di.name.clone(), value: number::plain(v) }, di.span)
+                        .label("used as a dimension here");
                 if let Some(g) = given.get(&di.name) {
                     diag = diag.with(g.span, "value given here");
                 }

@@ -41,11 +41,9 @@ pub(super) fn tensor_tying(
             if let Some(v) = kv
                 && !(v >= 1.0 && v.fract() == 0.0 && v < 1e9)
             {
-                let mut dg = Diagnostic::error(
-                    ErrorKind::PartialK(format!("k must be an integer ≥ 1, but it is {}", number::plain(v))),
-                    k.span,
-                )
-                .label("the number of basis tensors");
+                let mut dg =
+                    Diagnostic::error(ErrorKind::PartialK(format!("k must be an integer ≥ 1, but it is {}", number::plain(v))), k.span)
+                        .label("the number of basis tensors");
                 if let AstExprKind::Ident(n) = &k.kind
                     && let Some(g) = given.get(n)
                 {

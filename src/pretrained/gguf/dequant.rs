@@ -60,12 +60,7 @@ fn dequant_q5(src: &[u8], dst: &mut [f32], with_min: bool) {
         let d = f16_at(block, 0);
         let m = if with_min { f16_at(block, 2) } else { 0.0 };
         let offset = if with_min { 0 } else { 16 };
-        let qh = u32::from_le_bytes([
-            block[header - 4],
-            block[header - 3],
-            block[header - 2],
-            block[header - 1],
-        ]);
+        let qh = u32::from_le_bytes([block[header - 4], block[header - 3], block[header - 2], block[header - 1]]);
         let qs = &block[header..header + 16];
         let (lo, hi) = y.split_at_mut(16);
         for j in 0..16 {
@@ -114,14 +109,7 @@ fn dequant_q8_0(src: &[u8], dst: &mut [f32]) {
 /// (ggml's `get_scale_min_k4`).
 #[inline]
 fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        (
-            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
-    }
+    if j < 4 { (q[j] & 63, q[j + 4] & 63) } else { ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)) }
 }
 
 fn dequant_q4_k(src: &[u8], dst: &mut [f32]) {
@@ -195,20 +183,14 @@ pub fn byte_len(tensor: &str, ty: GgmlType, n_elements: u64) -> Result<u64> {
             message: format!("{n_elements} elements is not a whole number of {ty} blocks of {block}"),
         });
     }
-    (n_elements / block as u64)
-        .checked_mul(bytes as u64)
-        .ok_or_else(|| GgufError::BadTensor {
-            tensor: tensor.to_string(),
-            message: format!("byte size of {n_elements} {ty} elements overflows"),
-        })
+    (n_elements / block as u64).checked_mul(bytes as u64).ok_or_else(|| GgufError::BadTensor {
+        tensor: tensor.to_string(),
+        message: format!("byte size of {n_elements} {ty} elements overflows"),
+    })
 }
 
 fn unsupported(tensor: &str, ty: GgmlType) -> GgufError {
-    GgufError::UnsupportedTensorType {
-        tensor: tensor.to_string(),
-        ty: ty.id(),
-        name: ty.name(),
-    }
+    GgufError::UnsupportedTensorType { tensor: tensor.to_string(), ty: ty.id(), name: ty.name() }
 }
 
 /// Dequantize `src` (whole blocks of `ty`) into `dst`, whose length must be
@@ -266,27 +248,13 @@ pub fn dequantize_parallel(jobs: Vec<DequantJob<'_>>, threads: usize) -> Result<
         if job.src.len() as u64 != want {
             return Err(GgufError::BadTensor {
                 tensor: job.tensor.to_string(),
-                message: format!(
-                    "{} values of {} need {want} bytes, got {}",
-                    job.dst.len(),
-                    job.ty,
-                    job.src.len()
-                ),
+                message: format!("{} values of {} need {want} bytes, got {}", job.dst.len(), job.ty, job.src.len()),
             });
         }
         let values_per_chunk = CHUNK_VALUES / block * block;
         let bytes_per_chunk = values_per_chunk / block * bytes;
-        for (src, dst) in job
-            .src
-            .chunks(bytes_per_chunk)
-            .zip(job.dst.chunks_mut(values_per_chunk))
-        {
-            chunks.push(DequantJob {
-                tensor: job.tensor,
-                ty: job.ty,
-                src,
-                dst,
-            });
+        for (src, dst) in job.src.chunks(bytes_per_chunk).zip(job.dst.chunks_mut(values_per_chunk)) {
+            chunks.push(DequantJob { tensor: job.tensor, ty: job.ty, src, dst });
         }
     }
     let threads = threads.max(1).min(chunks.len().max(1));

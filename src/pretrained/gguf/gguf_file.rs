@@ -94,12 +94,7 @@ impl<'a> Cursor<'a> {
     fn take(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<&'a [u8]> {
         let remaining = (self.buf.len() - self.pos) as u64;
         if n > remaining {
-            return Err(GgufError::Truncated {
-                what: what(),
-                offset: self.pos as u64,
-                needed: n,
-                file_len: self.buf.len() as u64,
-            });
+            return Err(GgufError::Truncated { what: what(), offset: self.pos as u64, needed: n, file_len: self.buf.len() as u64 });
         }
         let s = &self.buf[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -129,10 +124,8 @@ impl<'a> Cursor<'a> {
         let start = self.pos as u64;
         let len = self.u64(&|| format!("length of {}", what()))?;
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| GgufError::Corrupt {
-            offset: start,
-            message: format!("{} is not valid UTF-8", what()),
-        })
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| GgufError::Corrupt { offset: start, message: format!("{} is not valid UTF-8", what()) })
     }
 
     fn value(&mut self, key: &str, ty: u32, depth: usize) -> Result<MetaValue> {
@@ -175,11 +168,7 @@ impl<'a> Cursor<'a> {
                     8 | 10..=12 => 8,
                     9 => 12,
                     _ => {
-                        return Err(GgufError::UnknownValueType {
-                            key: key.to_string(),
-                            ty: elem,
-                            offset,
-                        });
+                        return Err(GgufError::UnknownValueType { key: key.to_string(), ty: elem, offset });
                     }
                 };
                 let n = self.u64(&|| format!("array length of metadata key `{key}`"))?;
@@ -202,11 +191,7 @@ impl<'a> Cursor<'a> {
             11 => MetaValue::I64(i64::from_le_bytes(self.array(&what)?)),
             12 => MetaValue::F64(f64::from_le_bytes(self.array(&what)?)),
             _ => {
-                return Err(GgufError::UnknownValueType {
-                    key: key.to_string(),
-                    ty,
-                    offset: self.pos as u64 - 4,
-                });
+                return Err(GgufError::UnknownValueType { key: key.to_string(), ty, offset: self.pos as u64 - 4 });
             }
         })
     }
@@ -215,10 +200,7 @@ impl<'a> Cursor<'a> {
 impl GgufFile {
     /// Open and parse a GGUF file, memory-mapping its contents.
     pub fn open(path: &Path) -> Result<GgufFile> {
-        let io = |source| GgufError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| GgufError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let bytes = if len == 0 {
@@ -304,11 +286,7 @@ impl GgufFile {
             for d in 0..n_dims {
                 dims.push(c.u64(&|| format!("dimension {d} of tensor `{name}`"))?);
             }
-            if dims
-                .iter()
-                .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-                .is_none_or(|n| n > i64::MAX as u64)
-            {
+            if dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).is_none_or(|n| n > i64::MAX as u64) {
                 return Err(GgufError::Corrupt {
                     offset: at,
                     message: format!("tensor `{name}` has dimensions {dims:?} whose product overflows"),
@@ -319,9 +297,7 @@ impl GgufFile {
             if offset % alignment != 0 {
                 return Err(GgufError::Corrupt {
                     offset: at,
-                    message: format!(
-                        "tensor `{name}` data offset {offset} is not a multiple of the alignment {alignment}"
-                    ),
+                    message: format!("tensor `{name}` data offset {offset} is not a multiple of the alignment {alignment}"),
                 });
             }
             if tensor_index.insert(name.clone(), tensors.len()).is_some() {
@@ -330,16 +306,7 @@ impl GgufFile {
             tensors.push(TensorInfo { name, dims, ty, offset });
         }
         let data_offset = (c.pos as u64).div_ceil(alignment) * alignment;
-        let file = GgufFile {
-            bytes,
-            version,
-            metadata,
-            meta_index,
-            tensors,
-            tensor_index,
-            alignment,
-            data_offset,
-        };
+        let file = GgufFile { bytes, version, metadata, meta_index, tensors, tensor_index, alignment, data_offset };
         // Bounds-check every tensor whose encoded size is known, so that a
         // truncated file is reported when opened.
         for t in &file.tensors {
@@ -373,52 +340,31 @@ impl GgufFile {
     }
 
     fn require(&self, key: &str) -> Result<&MetaValue> {
-        self.get(key)
-            .ok_or_else(|| GgufError::MissingKey { key: key.to_string() })
+        self.get(key).ok_or_else(|| GgufError::MissingKey { key: key.to_string() })
     }
 
     /// A required non-negative integer key (any integer type).
     pub fn get_u64(&self, key: &str) -> Result<u64> {
         let v = self.require(key)?;
-        v.as_u64().ok_or_else(|| GgufError::WrongKeyType {
-            key: key.to_string(),
-            expected: "non-negative integer",
-            found: v.type_name(),
-        })
+        v.as_u64().ok_or_else(|| GgufError::WrongKeyType { key: key.to_string(), expected: "non-negative integer", found: v.type_name() })
     }
 
     /// A required number (any float or integer type).
     pub fn get_f64(&self, key: &str) -> Result<f64> {
         let v = self.require(key)?;
-        v.as_f64().ok_or_else(|| GgufError::WrongKeyType {
-            key: key.to_string(),
-            expected: "number",
-            found: v.type_name(),
-        })
+        v.as_f64().ok_or_else(|| GgufError::WrongKeyType { key: key.to_string(), expected: "number", found: v.type_name() })
     }
 
     pub fn get_str(&self, key: &str) -> Result<&str> {
         let v = self.require(key)?;
-        v.as_str().ok_or_else(|| GgufError::WrongKeyType {
-            key: key.to_string(),
-            expected: "string",
-            found: v.type_name(),
-        })
+        v.as_str().ok_or_else(|| GgufError::WrongKeyType { key: key.to_string(), expected: "string", found: v.type_name() })
     }
 
     /// A required array of strings.
     pub fn get_str_array(&self, key: &str) -> Result<Vec<String>> {
         let v = self.require(key)?;
-        let wrong = || GgufError::WrongKeyType {
-            key: key.to_string(),
-            expected: "array of strings",
-            found: v.type_name(),
-        };
-        v.as_array()
-            .ok_or_else(wrong)?
-            .iter()
-            .map(|e| e.as_str().map(str::to_string).ok_or_else(wrong))
-            .collect()
+        let wrong = || GgufError::WrongKeyType { key: key.to_string(), expected: "array of strings", found: v.type_name() };
+        v.as_array().ok_or_else(wrong)?.iter().map(|e| e.as_str().map(str::to_string).ok_or_else(wrong)).collect()
     }
 
     pub fn tensors(&self) -> &[TensorInfo] {
@@ -439,12 +385,7 @@ impl GgufFile {
                 let base = self.data_offset as usize;
                 Ok(base + start as usize..base + end as usize)
             }
-            _ => Err(GgufError::TensorOutOfBounds {
-                tensor: t.name.clone(),
-                start,
-                end: end.unwrap_or(u64::MAX),
-                data_len,
-            }),
+            _ => Err(GgufError::TensorOutOfBounds { tensor: t.name.clone(), start, end: end.unwrap_or(u64::MAX), data_len }),
         }
     }
 
@@ -456,9 +397,7 @@ impl GgufFile {
 
     /// Dequantize one tensor to f32, shape outermost first.
     pub fn dequantize(&self, name: &str) -> Result<TensorData> {
-        let t = self
-            .tensor_info(name)
-            .ok_or_else(|| GgufError::MissingTensor { name: name.to_string() })?;
+        let t = self.tensor_info(name).ok_or_else(|| GgufError::MissingTensor { name: name.to_string() })?;
         let data = dequant::dequantize(&t.name, t.ty, self.tensor_bytes(t)?, t.n_elements() as usize)?;
         Ok(TensorData { shape: t.shape(), data })
     }
@@ -468,28 +407,13 @@ impl GgufFile {
         let mut out: Vec<(String, TensorData)> = Vec::with_capacity(self.tensors.len());
         for t in &self.tensors {
             if !t.ty.is_supported() {
-                return Err(GgufError::UnsupportedTensorType {
-                    tensor: t.name.clone(),
-                    ty: t.ty.id(),
-                    name: t.ty.name(),
-                });
+                return Err(GgufError::UnsupportedTensorType { tensor: t.name.clone(), ty: t.ty.id(), name: t.ty.name() });
             }
-            out.push((
-                t.name.clone(),
-                TensorData {
-                    shape: t.shape(),
-                    data: vec![0.0; t.n_elements() as usize],
-                },
-            ));
+            out.push((t.name.clone(), TensorData { shape: t.shape(), data: vec![0.0; t.n_elements() as usize] }));
         }
         let mut jobs = Vec::with_capacity(self.tensors.len());
         for (t, (_, td)) in self.tensors.iter().zip(out.iter_mut()) {
-            jobs.push(dequant::DequantJob {
-                tensor: &t.name,
-                ty: t.ty,
-                src: self.tensor_bytes(t)?,
-                dst: &mut td.data,
-            });
+            jobs.push(dequant::DequantJob { tensor: &t.name, ty: t.ty, src: self.tensor_bytes(t)?, dst: &mut td.data });
         }
         dequant::dequantize_parallel(jobs, threads)?;
         Ok(out)

@@ -97,11 +97,7 @@ fn permute_impl(data: &[f32], n_head: usize, cols: usize, to_gguf: bool) -> Vec<
             for j in 0..2 {
                 let gguf_row = h * hd + 2 * i + j;
                 let hf_row = h * hd + j * half + i;
-                let (src, dst) = if to_gguf {
-                    (hf_row, gguf_row)
-                } else {
-                    (gguf_row, hf_row)
-                };
+                let (src, dst) = if to_gguf { (hf_row, gguf_row) } else { (gguf_row, hf_row) };
                 out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
             }
         }
@@ -126,101 +122,64 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     let hidden_size = usize_key("embedding_length")?;
     let intermediate_size = usize_key("feed_forward_length")?;
     let num_heads = usize_key("attention.head_count")?;
-    let num_kv_heads = if g.get(&key("attention.head_count_kv")).is_some() {
-        usize_key("attention.head_count_kv")?
-    } else {
-        num_heads
-    };
+    let num_kv_heads = if g.get(&key("attention.head_count_kv")).is_some() { usize_key("attention.head_count_kv")? } else { num_heads };
     if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
-        return Err(bad_config(format!(
-            "{num_heads} attention heads cannot be grouped over {num_kv_heads} KV heads"
-        )));
+        return Err(bad_config(format!("{num_heads} attention heads cannot be grouped over {num_kv_heads} KV heads")));
     }
     let head_dim = if g.get(&key("attention.key_length")).is_some() {
         usize_key("attention.key_length")?
     } else {
         if hidden_size % num_heads != 0 {
-            return Err(bad_config(format!(
-                "embedding_length {hidden_size} is not divisible by {num_heads} heads"
-            )));
+            return Err(bad_config(format!("embedding_length {hidden_size} is not divisible by {num_heads} heads")));
         }
         hidden_size / num_heads
     };
     if head_dim == 0 || head_dim % 2 != 0 {
-        return Err(bad_config(format!(
-            "head dimension {head_dim} must be even and positive for RoPE"
-        )));
+        return Err(bad_config(format!("head dimension {head_dim} must be even and positive for RoPE")));
     }
     if let Some(rot) = g.get(&key("rope.dimension_count")).and_then(MetaValue::as_u64)
         && rot as usize != head_dim
     {
-        return Err(bad_config(format!(
-            "partial rotary embeddings (rope.dimension_count {rot}, head_dim {head_dim}) are not supported"
-        )));
+        return Err(bad_config(format!("partial rotary embeddings (rope.dimension_count {rot}, head_dim {head_dim}) are not supported")));
     }
     if let Some(scaling) = g.get(&key("rope.scaling.type")).and_then(MetaValue::as_str)
         && scaling != "none"
     {
         return Err(bad_config(format!("RoPE scaling `{scaling}` is not supported")));
     }
-    let rope_theta = if g.get(&key("rope.freq_base")).is_some() {
-        g.get_f64(&key("rope.freq_base"))?
-    } else {
-        10_000.0
-    };
-    let rms_norm_eps = if g.get(&key("attention.layer_norm_rms_epsilon")).is_some() {
-        g.get_f64(&key("attention.layer_norm_rms_epsilon"))?
-    } else {
-        1e-5
-    };
+    let rope_theta = if g.get(&key("rope.freq_base")).is_some() { g.get_f64(&key("rope.freq_base"))? } else { 10_000.0 };
+    let rms_norm_eps =
+        if g.get(&key("attention.layer_norm_rms_epsilon")).is_some() { g.get_f64(&key("attention.layer_norm_rms_epsilon"))? } else { 1e-5 };
     let max_position_embeddings = usize_key("context_length")?;
-    let embd = g
-        .tensor_info("token_embd.weight")
-        .ok_or_else(|| GgufError::MissingTensor {
-            name: "token_embd.weight".into(),
-        })?;
+    let embd = g.tensor_info("token_embd.weight").ok_or_else(|| GgufError::MissingTensor { name: "token_embd.weight".into() })?;
     let embd_shape = embd.shape();
     // The vocabulary is the embedding's row count (models may pad it past
     // the tokenizer's token list, never the other way round).
     if embd_shape.len() != 2 || embd_shape[1] != hidden_size {
-        return Err(bad_config(format!(
-            "token_embd.weight has shape {embd_shape:?}, expected [vocab, hidden {hidden_size}]"
-        )));
+        return Err(bad_config(format!("token_embd.weight has shape {embd_shape:?}, expected [vocab, hidden {hidden_size}]")));
     }
     let vocab_size = embd_shape[0];
-    if let Some(n_tokens) = g
-        .get("tokenizer.ggml.tokens")
-        .and_then(MetaValue::as_array)
-        .map(<[_]>::len)
+    if let Some(n_tokens) = g.get("tokenizer.ggml.tokens").and_then(MetaValue::as_array).map(<[_]>::len)
         && n_tokens > vocab_size
     {
-        return Err(bad_config(format!(
-            "the tokenizer has {n_tokens} tokens but token_embd.weight only {vocab_size} rows"
-        )));
+        return Err(bad_config(format!("the tokenizer has {n_tokens} tokens but token_embd.weight only {vocab_size} rows")));
     }
     let token_id = |k: &str| -> Result<Option<u32>> {
         match g.get(k) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .and_then(|id| u32::try_from(id).ok())
-                .map(Some)
-                .ok_or_else(|| GgufError::WrongKeyType {
-                    key: k.into(),
-                    expected: "token id",
-                    found: v.type_name(),
-                }),
+            Some(v) => v.as_u64().and_then(|id| u32::try_from(id).ok()).map(Some).ok_or_else(|| GgufError::WrongKeyType {
+                key: k.into(),
+                expected: "token id",
+                found: v.type_name(),
+            }),
         }
     };
     let bos_token_id = token_id("tokenizer.ggml.bos_token_id")?;
-    let eos_token_id = token_id("tokenizer.ggml.eos_token_id")?.ok_or_else(|| GgufError::MissingKey {
-        key: "tokenizer.ggml.eos_token_id".into(),
-    })?;
+    let eos_token_id =
+        token_id("tokenizer.ggml.eos_token_id")?.ok_or_else(|| GgufError::MissingKey { key: "tokenizer.ggml.eos_token_id".into() })?;
     for (what, id) in [("bos", bos_token_id), ("eos", Some(eos_token_id))] {
         if let Some(id) = id.filter(|&id| id as usize >= vocab_size) {
-            return Err(bad_config(format!(
-                "{what} token id {id} is outside the vocabulary of {vocab_size}"
-            )));
+            return Err(bad_config(format!("{what} token id {id} is outside the vocabulary of {vocab_size}")));
         }
     }
     let config = ModelConfig {
@@ -250,41 +209,23 @@ pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<Option<TokenizerSource>> {
     };
     let model = model
         .as_str()
-        .ok_or_else(|| GgufError::WrongKeyType {
-            key: "tokenizer.ggml.model".into(),
-            expected: "string",
-            found: model.type_name(),
-        })?
+        .ok_or_else(|| GgufError::WrongKeyType { key: "tokenizer.ggml.model".into(), expected: "string", found: model.type_name() })?
         .to_string();
     let pre = match g.get("tokenizer.ggml.pre") {
         None => None,
         Some(_) => Some(g.get_str("tokenizer.ggml.pre")?.to_string()),
     };
     let tokens = g.get_str_array("tokenizer.ggml.tokens")?;
-    let merges = if g.get("tokenizer.ggml.merges").is_some() {
-        g.get_str_array("tokenizer.ggml.merges")?
-    } else {
-        Vec::new()
-    };
+    let merges = if g.get("tokenizer.ggml.merges").is_some() { g.get_str_array("tokenizer.ggml.merges")? } else { Vec::new() };
     let token_types = match g.get("tokenizer.ggml.token_type") {
         None => vec![1; tokens.len()],
         Some(v) => {
-            let wrong = || GgufError::WrongKeyType {
-                key: "tokenizer.ggml.token_type".into(),
-                expected: "array of integers",
-                found: v.type_name(),
-            };
+            let wrong =
+                || GgufError::WrongKeyType { key: "tokenizer.ggml.token_type".into(), expected: "array of integers", found: v.type_name() };
             let items = v.as_array().ok_or_else(wrong)?;
-            let types = items
-                .iter()
-                .map(|e| e.as_i64().map(|t| t as i32).ok_or_else(wrong))
-                .collect::<Result<Vec<_>>>()?;
+            let types = items.iter().map(|e| e.as_i64().map(|t| t as i32).ok_or_else(wrong)).collect::<Result<Vec<_>>>()?;
             if types.len() != tokens.len() {
-                return Err(bad_config(format!(
-                    "{} token types for {} tokens",
-                    types.len(),
-                    tokens.len()
-                )));
+                return Err(bad_config(format!("{} token types for {} tokens", types.len(), tokens.len())));
             }
             types
         }
@@ -333,10 +274,7 @@ pub fn check_config_bounds(c: &ModelConfig) -> std::result::Result<(), String> {
 pub fn expected_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let (d, f) = (c.hidden_size, c.intermediate_size);
     let (q, kv) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
-    let mut out = vec![
-        ("model.embed_tokens.weight".to_string(), vec![c.vocab_size, d]),
-        ("model.norm.weight".to_string(), vec![d]),
-    ];
+    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![c.vocab_size, d]), ("model.norm.weight".to_string(), vec![d])];
     if !c.tie_word_embeddings {
         out.push(("lm_head.weight".into(), vec![c.vocab_size, d]));
     }
@@ -381,33 +319,18 @@ pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
     let expected = expected_shapes(&config);
     for (name, shape) in &expected {
         let gguf_name = hf_to_gguf_name(name).expect("expected_shapes yields llama names");
-        let info = g.tensor_info(&gguf_name).ok_or_else(|| GgufError::MissingTensor {
-            name: gguf_name.clone(),
-        })?;
+        let info = g.tensor_info(&gguf_name).ok_or_else(|| GgufError::MissingTensor { name: gguf_name.clone() })?;
         if &info.shape() != shape {
             return Err(GgufError::BadTensor {
                 tensor: gguf_name,
-                message: format!(
-                    "shape {:?} (HF order), expected {shape:?} for this config",
-                    info.shape()
-                ),
+                message: format!("shape {:?} (HF order), expected {shape:?} for this config", info.shape()),
             });
         }
     }
     if g.tensors().len() != expected.len() {
-        let known: std::collections::HashSet<String> =
-            expected.iter().filter_map(|(n, _)| hf_to_gguf_name(n)).collect();
-        let extra = g
-            .tensors()
-            .iter()
-            .find(|t| !known.contains(&t.name))
-            .map(|t| t.name.clone())
-            .unwrap_or_default();
-        return Err(GgufError::UnexpectedTensor {
-            name: extra,
-            arch,
-            why: format!("the config has {} layers", config.num_layers),
-        });
+        let known: std::collections::HashSet<String> = expected.iter().filter_map(|(n, _)| hf_to_gguf_name(n)).collect();
+        let extra = g.tensors().iter().find(|t| !known.contains(&t.name)).map(|t| t.name.clone()).unwrap_or_default();
+        return Err(GgufError::UnexpectedTensor { name: extra, arch, why: format!("the config has {} layers", config.num_layers) });
     }
     let mut tensors = TensorStore::new();
     for (name, data) in g.dequantize_all(threads)? {
@@ -422,11 +345,7 @@ pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
         }
     }
     let tokenizer = tokenizer_from_gguf(g)?;
-    Ok(LoadedModel {
-        config,
-        tensors,
-        tokenizer,
-    })
+    Ok(LoadedModel { config, tensors, tokenizer })
 }
 
 /// A GGUF image of `model` in llama.cpp's layout (q/k permuted, ggml dims),
@@ -452,24 +371,13 @@ pub fn gguf_writer_for(model: &LoadedModel, ty: GgmlType) -> GgufWriter {
         w.meta_u32(&format!("{a}.attention.key_length"), c.head_dim as u32);
         w.meta_u32(&format!("{a}.attention.value_length"), c.head_dim as u32);
     }
-    if let Some(TokenizerSource::GgufBpe {
-        model: m,
-        pre,
-        tokens,
-        merges,
-        token_types,
-        ..
-    }) = &model.tokenizer
-    {
+    if let Some(TokenizerSource::GgufBpe { model: m, pre, tokens, merges, token_types, .. }) = &model.tokenizer {
         w.meta_str("tokenizer.ggml.model", m);
         if let Some(pre) = pre {
             w.meta_str("tokenizer.ggml.pre", pre);
         }
         w.meta_str_array("tokenizer.ggml.tokens", tokens);
-        w.meta(
-            "tokenizer.ggml.token_type",
-            MetaValue::Array(5, token_types.iter().map(|&t| MetaValue::I32(t)).collect()),
-        );
+        w.meta("tokenizer.ggml.token_type", MetaValue::Array(5, token_types.iter().map(|&t| MetaValue::I32(t)).collect()));
         w.meta_str_array("tokenizer.ggml.merges", merges);
     }
     if let Some(bos) = c.bos_token_id {

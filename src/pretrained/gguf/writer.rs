@@ -34,11 +34,7 @@ impl Default for GgufWriter {
 
 impl GgufWriter {
     pub fn new() -> GgufWriter {
-        GgufWriter {
-            metadata: Vec::new(),
-            tensors: Vec::new(),
-            alignment: DEFAULT_ALIGNMENT,
-        }
+        GgufWriter { metadata: Vec::new(), tensors: Vec::new(), alignment: DEFAULT_ALIGNMENT }
     }
 
     /// Use a non-default data alignment (also written as `general.alignment`).
@@ -46,8 +42,7 @@ impl GgufWriter {
         assert!(alignment.is_power_of_two(), "GGUF alignment must be a power of two");
         self.alignment = alignment as u64;
         self.metadata.retain(|(k, _)| k != "general.alignment");
-        self.metadata
-            .push(("general.alignment".into(), MetaValue::U32(alignment)));
+        self.metadata.push(("general.alignment".into(), MetaValue::U32(alignment)));
         self
     }
 
@@ -69,33 +64,21 @@ impl GgufWriter {
     }
 
     pub fn meta_str_array<S: AsRef<str>>(&mut self, key: &str, values: &[S]) -> &mut Self {
-        let items = values
-            .iter()
-            .map(|s| MetaValue::String(s.as_ref().to_string()))
-            .collect();
+        let items = values.iter().map(|s| MetaValue::String(s.as_ref().to_string())).collect();
         self.meta(key, MetaValue::Array(8, items))
     }
 
     /// A tensor with already-encoded bytes. `shape` is outermost first
     /// (PyTorch order); it is stored reversed, as ggml does.
     pub fn tensor_raw(&mut self, name: &str, shape: &[usize], ty: GgmlType, data: Vec<u8>) -> &mut Self {
-        self.tensors.push(PendingTensor {
-            name: name.to_string(),
-            dims: shape.iter().rev().map(|&d| d as u64).collect(),
-            ty,
-            data,
-        });
+        self.tensors.push(PendingTensor { name: name.to_string(), dims: shape.iter().rev().map(|&d| d as u64).collect(), ty, data });
         self
     }
 
     /// A tensor encoded as `ty` from f32 values. Supported: F32, F16, BF16,
     /// Q8_0, Q4_1 (quantized types need `data.len()` divisible by 32).
     pub fn tensor(&mut self, name: &str, shape: &[usize], ty: GgmlType, data: &[f32]) -> &mut Self {
-        assert_eq!(
-            shape.iter().product::<usize>(),
-            data.len(),
-            "tensor `{name}`: shape does not match data"
-        );
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor `{name}`: shape does not match data");
         let bytes = match ty {
             GgmlType::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
             GgmlType::F16 => data.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),

@@ -13,34 +13,21 @@ pub fn manifest_dir() -> PathBuf {
 
 /// The real SmolLM2 GGUF; panics with a message naming the setup script.
 pub fn smollm2_path() -> PathBuf {
-    let path = std::env::var_os("PEFTC_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    assert!(
-        path.is_file(),
-        "real model not found at {} — run scripts/setup.sh (or set PEFTC_MODEL)",
-        path.display()
-    );
+    let path =
+        std::env::var_os("PEFTC_MODEL").map(PathBuf::from).unwrap_or_else(|| manifest_dir().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(path.is_file(), "real model not found at {} — run scripts/setup.sh (or set PEFTC_MODEL)", path.display());
     path
 }
 
 /// `../shared/<rel>` beside the checkout, else `<fallback>` inside it.
 fn shared_or(rel: &str, fallback: &str) -> PathBuf {
     let shared = manifest_dir().join("..").join("shared").join(rel);
-    if shared.exists() {
-        shared
-    } else {
-        manifest_dir().join(fallback)
-    }
+    if shared.exists() { shared } else { manifest_dir().join(fallback) }
 }
 
 pub fn gsm8k_dir() -> PathBuf {
     let dir = shared_or("data/gsm8k", "data/gsm8k");
-    assert!(
-        dir.join("test.jsonl").is_file(),
-        "GSM8K not found at {} — run scripts/setup.sh",
-        dir.display()
-    );
+    assert!(dir.join("test.jsonl").is_file(), "GSM8K not found at {} — run scripts/setup.sh", dir.display());
     dir
 }
 
@@ -108,11 +95,7 @@ pub fn tiny_model(config: ModelConfig, seed: u64) -> LoadedModel {
             .collect();
         tensors.insert(name, TensorData { shape, data });
     }
-    LoadedModel {
-        config,
-        tensors,
-        tokenizer: None,
-    }
+    LoadedModel { config, tensors, tokenizer: None }
 }
 
 /// A tiny byte-level BPE tokenizer source (44 tokens, matching

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use peftc::lang::target::Target;
 use peftc::lower::program::*;
 use peftc::lower::{Adapter, Site};
-use peftc::lang::target::Target;
 use peftc::model::causal_lm::CausalLm;
 
 use super::TinyLm;

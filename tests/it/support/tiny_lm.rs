@@ -114,10 +114,13 @@ impl<B: Backend> CausalLm<B> for TinyLm<B> {
         target.shape(self.hidden, self.inter, 1, 1, self.hidden)
     }
     fn num_params(&self) -> u64 {
-        let per_layer: usize = Target::ALL.iter().map(|t| {
-            let (i, o) = self.target_shape(*t);
-            i * o
-        }).sum();
+        let per_layer: usize = Target::ALL
+            .iter()
+            .map(|t| {
+                let (i, o) = self.target_shape(*t);
+                i * o
+            })
+            .sum();
         (self.vocab * self.hidden + self.layers * per_layer) as u64
     }
 }
