@@ -1,6 +1,16 @@
 //! The `.peft` language: grammar, parser, checker, diagnostics, and the
 //! resolved IR ([`ir`]) that the trainer lowers to Burn.
 //!
+//! Enters: `.peft` files (or an in-memory text) and, for experiments, the
+//! shapes of their model files ([`preset`], read through
+//! [`crate::pretrained`]; no Burn). Leaves: a checked [`Program`] — schemes
+//! instantiated on concrete targets, experiments with their expanded runs —
+//! or every [`Diagnostic`], rustc-style. The stages inside: [`source`]
+//! (files, imports) → [`parser`] (pest) → [`ast`] → [`checker`] (one file
+//! per pass) and [`experiment`] → [`ir`]; [`params`] and [`explain`] print
+//! the IR; [`interpret`] evaluates it (a test oracle); [`number`] is every
+//! number format.
+//!
 //! Entry points: [`load`] (checked program or all diagnostics) and [`check`]
 //! (program plus every warning), [`check_text`] for in-memory sources.
 
