@@ -33,8 +33,19 @@ pub trait CausalLm<B: Backend> {
     fn num_layers(&self) -> usize;
     /// `(in, out)` of a target linear.
     fn target_shape(&self, target: Target) -> (usize, usize);
-    /// Parameters of the whole base model (for FLOP estimates).
-    fn num_params(&self) -> u64;
+    /// Parameters of the whole base model (for FLOP estimates): every
+    /// target linear of every layer plus the (tied) embedding / head.
+    fn num_params(&self) -> u64 {
+        let per_layer: usize = Target::ALL
+            .iter()
+            .map(|t| {
+                let (i, o) = self.target_shape(*t);
+                i * o
+            })
+            .sum();
+        let [d, vocab] = self.head().0.dims();
+        (self.num_layers() * per_layer + vocab * d) as u64
+    }
 }
 
 impl<B: Backend> CausalLm<B> for crate::model::Llama<B> {
@@ -59,16 +70,5 @@ impl<B: Backend> CausalLm<B> for crate::model::Llama<B> {
     fn target_shape(&self, target: Target) -> (usize, usize) {
         let c = self.config();
         target.shape(c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim)
-    }
-    fn num_params(&self) -> u64 {
-        let c = self.config();
-        let per_layer: usize = Target::ALL
-            .iter()
-            .map(|t| {
-                let (i, o) = self.target_shape(*t);
-                i * o
-            })
-            .sum();
-        (c.num_layers * per_layer + c.vocab_size * c.hidden_size) as u64
     }
 }

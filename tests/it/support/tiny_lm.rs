@@ -113,16 +113,6 @@ impl<B: Backend> CausalLm<B> for TinyLm<B> {
     fn target_shape(&self, target: Target) -> (usize, usize) {
         target.shape(self.hidden, self.inter, 1, 1, self.hidden)
     }
-    fn num_params(&self) -> u64 {
-        let per_layer: usize = Target::ALL
-            .iter()
-            .map(|t| {
-                let (i, o) = self.target_shape(*t);
-                i * o
-            })
-            .sum();
-        (self.vocab * self.hidden + self.layers * per_layer) as u64
-    }
 }
 
 /// A tiny grouped-query Llama: vocab 64, width 32, 2 layers, 4 heads over 2 KV heads.
