@@ -55,21 +55,20 @@ impl<T: Serialize> RunIdentity<'_, T> {
         Ok(serde_json::to_string(self)?)
     }
 
-    /// The full sha256 of [`Self::to_json`] (recorded as `spec_hash`).
+    /// The full sha256 of [`Self::to_json`] (recorded as `spec_hash`); the
+    /// run id is its first 16 hex digits.
     pub fn hash(&self) -> Result<String> {
         Ok(sha256_hex(self.to_json()?.as_bytes()))
-    }
-
-    /// The run id: the first 16 hex digits of [`Self::hash`].
-    pub fn run_id(&self) -> Result<String> {
-        Ok(self.hash()?[..16].to_string())
     }
 }
 
 /// Lowercase hex sha256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hash of a file's bytes (models).
@@ -88,5 +87,5 @@ pub fn dataset_hash<'a>(examples: impl Iterator<Item = &'a Example>) -> String {
         }
         h.update((ex.prompt_len as u64).to_le_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
 }

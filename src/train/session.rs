@@ -23,6 +23,7 @@ use crate::lower::{Adapter, from_lang};
 use crate::model::Llama;
 use crate::model::hook::NoAdapter;
 use crate::pretrained::tokenizer::Tokenizer;
+use crate::pretrained::weights::LoadedModel;
 use crate::runs::RunDir;
 use crate::runs::metrics::{BaseLoss, RunMetrics, RunStatus};
 use crate::train::run_id::{self, RunIdentity};
@@ -79,17 +80,10 @@ pub struct ExperimentContext<'a, B: AutodiffBackend> {
 impl<'a, B: AutodiffBackend> ExperimentContext<'a, B> {
     /// Load the experiment's model, tokenizer and data.
     pub fn load(e: &'a ir::Experiment, compute: &'a Compute<B>) -> Result<Self> {
-        let model_path = model_path(e)?;
-        eprintln!("experiment {}: loading {}", e.name, model_path.display());
-        let loaded = crate::pretrained::source::load_model(&model_path)?;
-        let model_hash = run_id::file_hash(&model_path)?;
-        let tok = Tokenizer::for_model(&loaded)?;
-        let (train, test) = load_splits(e, &tok, loaded.config.eos_token_id)?;
-        let dataset_hash = run_id::dataset_hash(train.iter().chain(&test));
+        let ExperimentData { model_path, loaded, train, test, hashes } = ExperimentData::load(e)?;
         let model: Llama<B> = Llama::from_loaded(&loaded, &compute.device)?;
         drop(loaded);
         let eval_model = model.valid();
-        let hashes = ExperimentHashes { model: model_hash, dataset: dataset_hash };
         Ok(ExperimentContext { experiment: e, compute, model_path, model, eval_model, train, test, hashes, base: OnceCell::new() })
     }
 
@@ -110,12 +104,32 @@ impl<'a, B: AutodiffBackend> ExperimentContext<'a, B> {
     }
 }
 
-/// The experiment's train and test examples, tokenized by `tok`.
-pub fn load_splits(e: &ir::Experiment, tok: &Tokenizer, eos: u32) -> Result<(Vec<Example>, Vec<Example>)> {
-    let split = |name: &str, subset| {
-        gsm8k::load_split(&e.data.dir, name, subset, tok.inner(), eos, e.data.max_len).with_context(|| format!("loading the {name} split"))
-    };
-    Ok((split("train", e.data.train)?, split("test", e.data.test)?))
+/// An experiment's inputs before any Burn model exists: the loaded model
+/// file, the tokenized train and test examples, and the hashes every run id
+/// of the experiment holds.
+pub struct ExperimentData {
+    pub model_path: PathBuf,
+    pub loaded: LoadedModel,
+    pub train: Vec<Example>,
+    pub test: Vec<Example>,
+    pub hashes: ExperimentHashes,
+}
+
+impl ExperimentData {
+    pub fn load(e: &ir::Experiment) -> Result<Self> {
+        let model_path = model_path(e)?;
+        eprintln!("experiment {}: loading {}", e.name, model_path.display());
+        let loaded = crate::pretrained::source::load_model(&model_path)?;
+        let tok = Tokenizer::for_model(&loaded)?;
+        let eos = loaded.config.eos_token_id;
+        let split = |name: &str, subset| {
+            gsm8k::load_split(&e.data.dir, name, subset, tok.inner(), eos, e.data.max_len)
+                .with_context(|| format!("loading the {name} split"))
+        };
+        let (train, test) = (split("train", e.data.train)?, split("test", e.data.test)?);
+        let hashes = ExperimentHashes { model: run_id::file_hash(&model_path)?, dataset: run_id::dataset_hash(train.iter().chain(&test)) };
+        Ok(ExperimentData { model_path, loaded, train, test, hashes })
+    }
 }
 
 /// The trainer's settings of a checked run on `train_examples` examples.
@@ -175,7 +189,8 @@ pub fn run_id_of(
         backend,
         precision,
     };
-    Ok((identity.run_id()?, identity.hash()?))
+    let hash = identity.hash()?;
+    Ok((hash[..16].to_string(), hash))
 }
 
 /// Model file of an experiment.

@@ -11,10 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use peftc::pretrained::tokenizer::Tokenizer;
 use peftc::runs::RunDir;
-use peftc::train::run_id::{dataset_hash, file_hash};
-use peftc::train::session::{ExperimentHashes, load_splits, model_path, run_id_of, train_config};
+use peftc::train::session::{ExperimentData, run_id_of, train_config};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -24,11 +22,7 @@ fn root() -> PathBuf {
 fn quick_suite_run_ids_match_the_recorded_runs() {
     let program = peftc::lang::load(&[root().join("specs/quick")]).unwrap_or_else(|d| panic!("{}", d.render(false)));
     let e = &program.experiments[0];
-    let path = model_path(e).expect("run scripts/setup.sh to fetch the model");
-    let loaded = peftc::pretrained::source::load_model(&path).unwrap();
-    let tok = Tokenizer::for_model(&loaded).unwrap();
-    let (train, test) = load_splits(e, &tok, loaded.config.eos_token_id).unwrap();
-    let hashes = ExperimentHashes { model: file_hash(&path).unwrap(), dataset: dataset_hash(train.iter().chain(&test)) };
+    let ExperimentData { train, hashes, .. } = ExperimentData::load(e).expect("run scripts/setup.sh to fetch the model");
     assert_eq!(e.runs.len(), 5);
     for run in &e.runs {
         let recorded = RunDir::new(&root().join("reports/runs"), &e.name, &run.name).load_metrics().unwrap();
