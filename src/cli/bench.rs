@@ -2,7 +2,10 @@
 //!
 //! Times full training steps (forward, backward, clipping, AdamW update) on
 //! a batch of `batch × seq` real tokens (no padding) and reports tokens/s and
-//! an MFU estimate.
+//! an MFU estimate. With `--data`, on the real batches of a spec's data
+//! instead (its model, batch, max_len and first epoch's order): real
+//! (unpadded) tokens/s, the padding fraction, each worker's busy time and
+//! the peak RSS beside the memory estimate.
 //!
 //! FLOP model (per trained token): `4·P + 12·L·s·d`, where `P` is the weights
 //! of every matmul the token goes through (all target linears of every layer
@@ -30,16 +33,19 @@ use crate::model::Llama;
 use crate::model::causal_lm::CausalLm;
 use crate::train::backend::{BackendKind, BackendTask, dispatch};
 use crate::train::evaluate::{EvalPlan, evaluate};
-use crate::train::fit::apply_gradients;
-use crate::train::loss::step_gradients;
+use crate::train::fit::{apply_gradients, shuffled};
+use crate::train::loss::{StepGradients, StepPlan, step_gradients};
 use crate::train::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+use crate::train::session::ExperimentData;
+use crate::train::{host_reads, memory};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// GGUF file or HF model directory, or `random:<preset>` (e.g.
-    /// `random:smollm2-135m`) for random weights of a preset's shapes.
+    /// `random:smollm2-135m`) for random weights of a preset's shapes
+    /// (required unless `--data`, which uses the experiment's model).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Spec file(s) holding the run to bench.
     #[arg(long)]
     pub scheme: Vec<PathBuf>,
@@ -66,20 +72,38 @@ pub struct BenchArgs {
     /// backends and tch; see `crate::model::precision`).
     #[arg(long, default_value = "f32")]
     pub precision: String,
+    /// Real batches of the run's experiment: its model, data, batch and
+    /// max_len, in its first epoch's order (`--batch`/`--seq` are ignored).
+    #[arg(long)]
+    pub data: bool,
+    /// Padded tokens per micro-batch (default: as `peftc run` chooses, from
+    /// the spec's `micro_tokens` or the backend and the memory available).
+    #[arg(long)]
+    pub micro_tokens: Option<usize>,
+    /// Memory peftc may use, in GiB (as `peftc run --max-memory`).
+    #[arg(long, value_name = "GIB")]
+    pub max_memory: Option<f64>,
 }
 
-fn pick_instance(program: &ir::Program, name: Option<&str>) -> Result<ir::SchemeInstance> {
-    let runs = program.experiments.iter().flat_map(|e| e.runs.iter());
-    if let Some(n) = name {
-        if let Some(r) = program.experiments.iter().flat_map(|e| e.runs.iter()).find(|r| r.name == n) {
-            return Ok(r.instance.clone());
-        }
-        return program.schemes.iter().find(|s| s.name == n).cloned().ok_or_else(|| anyhow!("no run or scheme named `{n}`"));
+/// The run to bench (by name, else the first), with its experiment; or a
+/// scheme instantiated with its defaults (no experiment).
+fn pick_instance<'p>(
+    program: &'p ir::Program,
+    name: Option<&str>,
+) -> Result<(ir::SchemeInstance, Option<(&'p ir::Experiment, &'p ir::Run)>)> {
+    let mut runs = program.experiments.iter().flat_map(|e| e.runs.iter().map(move |r| (e, r)));
+    let found = match name {
+        Some(n) => runs.find(|(_, r)| r.name == n),
+        None => runs.next(),
+    };
+    if let Some((e, r)) = found {
+        return Ok((r.instance.clone(), Some((e, r))));
     }
-    if let Some(r) = runs.into_iter().next() {
-        return Ok(r.instance.clone());
-    }
-    program.schemes.first().cloned().ok_or_else(|| anyhow!("the spec has no scheme"))
+    let scheme = match name {
+        Some(n) => program.schemes.iter().find(|s| s.name == n).ok_or_else(|| anyhow!("no run or scheme named `{n}`"))?,
+        None => program.schemes.first().ok_or_else(|| anyhow!("the spec has no scheme"))?,
+    };
+    Ok((scheme.clone(), None))
 }
 
 fn cpu_peak_tflops() -> f64 {
@@ -96,13 +120,49 @@ fn cpu_peak_tflops() -> f64 {
 struct BenchTask<'a> {
     args: &'a BenchArgs,
     instance: ir::SchemeInstance,
+    run: Option<(&'a ir::Experiment, &'a ir::Run)>,
+}
+
+/// What the timed steps run on: the batches (one per step, the first one
+/// the warm-up), the cut length, and the model file.
+struct BenchData {
+    loaded: crate::pretrained::weights::LoadedModel,
+    steps: Vec<Vec<Example>>,
+    max_len: usize,
+}
+
+impl BenchTask<'_> {
+    fn data(&self) -> Result<BenchData> {
+        let a = self.args;
+        if a.data {
+            let (e, run) =
+                self.run.ok_or_else(|| anyhow!("--data needs a run of an experiment (its data); the spec names only a scheme"))?;
+            let data = ExperimentData::load(e)?;
+            let batch = run.train.batch.max(1);
+            let order = shuffled(data.train.len(), run.train.seed, 1);
+            let steps: Vec<Vec<Example>> =
+                order.chunks(batch).take(a.steps + 1).map(|c| c.iter().map(|&i| data.train[i].clone()).collect()).collect();
+            if steps.len() < 2 {
+                return Err(anyhow!("the experiment's {} training examples make fewer than 2 batches of {batch}", data.train.len()));
+            }
+            return Ok(BenchData { loaded: data.loaded, steps, max_len: e.data.max_len });
+        }
+        let model = a.model.as_ref().ok_or_else(|| anyhow!("--model is required (or --data, to use the experiment's model)"))?;
+        let loaded = load_or_random(model)?;
+        let vocab = loaded.config.vocab_size;
+        // Deterministic real tokens, no padding.
+        let batch: Vec<Example> = (0..a.batch)
+            .map(|b| Example { tokens: (0..a.seq + 1).map(|i| ((i * 7919 + b * 104729) % vocab) as u32).collect(), prompt_len: 1 })
+            .collect();
+        Ok(BenchData { loaded, steps: vec![batch; a.steps + 1], max_len: a.seq + 1 })
+    }
 }
 
 impl BackendTask for BenchTask<'_> {
     type Output = Result<()>;
     fn run<B: AutodiffBackend>(self, device: B::Device, backend: &str, device_name: &str) -> Result<()> {
         let a = self.args;
-        let loaded = load_or_random(&a.model)?;
+        let BenchData { loaded, steps, max_len } = self.data()?;
         let c = loaded.config.clone();
         let bf16 = match a.precision.as_str() {
             "f32" => false,
@@ -129,39 +189,63 @@ impl BackendTask for BenchTask<'_> {
         inst.targets.clear();
         let mut adapter = Adapter::<B>::build(&program, &sites, &|l, t| model.base_weight(l, t), 0, &device)?;
         let mut opt = Optimizer::<B::InnerBackend>::new(OptimizerConfig::pytorch(OptimizerKind::AdamW, 1e-4), adapter.params().len());
-        // Deterministic real tokens, no padding.
-        let examples: Vec<Example> = (0..a.batch)
-            .map(|b| Example { tokens: (0..a.seq + 1).map(|i| ((i * 7919 + b * 104729) % c.vocab_size) as u32).collect(), prompt_len: 1 })
-            .collect();
-        let refs: Vec<&Example> = examples.iter().collect();
         let workers = crate::train::backend::training_workers(backend);
-        let tokens = (a.batch * a.seq) as f64;
-        let mut step = |adapter: &mut Adapter<B>| {
+
+        // The micro-batch budget, as `peftc run` chooses it.
+        let longest = steps.iter().flatten().map(|x| x.tokens.len().min(max_len)).max().unwrap_or(max_len);
+        let batch = steps[0].len();
+        let trainable = adapter.num_trainable();
+        let need = |b: usize| {
+            workers as u64 * memory::training_micro_batch_bytes(&c, b, longest.min(b)) + memory::adapter_state_bytes(trainable, workers)
+        };
+        let requested = a.micro_tokens.or(self.run.and_then(|(_, r)| r.train.micro_tokens));
+        let preferred = memory::preferred_micro_tokens(crate::train::backend::on_cpu(backend), batch, max_len);
+        let available = memory::available_bytes(a.max_memory.map(|g| (g * (1u64 << 30) as f64) as u64));
+        let micro_tokens = memory::choose_micro_tokens(requested, preferred, longest, workers, available, need)?;
+        let plan = StepPlan { max_len, loss_on: LossOn::All, micro_tokens, workers };
+
+        let mut stats = BenchStats { workers: vec![0.0; workers], ..Default::default() };
+        let mut step = |adapter: &mut Adapter<B>, exs: &[Example], stats: Option<&mut BenchStats>| -> Result<()> {
+            let refs: Vec<&Example> = exs.iter().collect();
             let step =
-                step_gradients(&model, &*adapter, &refs, a.seq + 1, LossOn::All, workers, &device).expect("bench batches have targets");
+                step_gradients(&model, &*adapter, &refs, plan, &device).ok_or_else(|| anyhow!("a batch has no tokens to predict"))?;
+            if let Some(s) = stats {
+                s.add(&step);
+            }
             apply_gradients(adapter, &mut opt, step.grads, Some(1.0), 1e-4);
+            Ok(())
         };
         eprintln!(
-            "bench: {} on {backend} ({device_name}), batch {} × seq {}, {} trainable params",
+            "bench: {} on {backend} ({device_name}), {}, {} trainable params, micro-batches of {micro_tokens} padded tokens on {workers} worker(s)",
             program.scheme,
-            a.batch,
-            a.seq,
+            if a.data {
+                format!("{} real batches of {batch} (max_len {max_len})", steps.len() - 1)
+            } else {
+                format!("batch {} × seq {}", a.batch, a.seq)
+            },
             adapter.num_trainable()
         );
+        let rss_before = memory::current_rss_bytes();
+        memory::reset_peak_rss();
         let t = Instant::now();
-        step(&mut adapter);
+        step(&mut adapter, &steps[0], None)?;
         eprintln!("warm-up step: {:.2} s", t.elapsed().as_secs_f64());
+        let reads_before = host_reads::count();
         let t = Instant::now();
-        for _ in 0..a.steps {
-            step(&mut adapter);
+        for exs in &steps[1..] {
+            step(&mut adapter, exs, Some(&mut stats))?;
         }
+        let reads = host_reads::count() - reads_before;
         // Make sure queued GPU work is done before stopping the clock.
         let _ = adapter.params()[0].clone().sum().into_scalar();
         let secs = t.elapsed().as_secs_f64();
-        let tps = tokens * a.steps as f64 / secs;
+        let n_steps = steps.len() - 1;
+        let tps = stats.tokens as f64 / secs;
+        // Mean row length of the timed steps, for attention's FLOPs.
+        let seq = if a.data { stats.tokens as f64 / stats.rows.max(1) as f64 } else { a.seq as f64 };
         let p: f64 = CausalLm::num_params(&model) as f64 + if c.tie_word_embeddings { 0.0 } else { (c.vocab_size * c.hidden_size) as f64 };
         let p_matmul = p; // targets + output head (the embedding lookup is no matmul; its size stands for the head)
-        let flops_per_token = 4.0 * p_matmul + 12.0 * (c.num_layers * a.seq * c.hidden_size) as f64;
+        let flops_per_token = 4.0 * p_matmul + 12.0 * c.num_layers as f64 * seq * c.hidden_size as f64;
         let on_cpu = backend == "ndarray" || device_name.to_lowercase().starts_with("cpu");
         let peak = a.peak_tflops.unwrap_or(match (on_cpu, bf16) {
             (true, _) => cpu_peak_tflops(),
@@ -169,23 +253,72 @@ impl BackendTask for BenchTask<'_> {
             (false, true) => 989.0,
         });
         let achieved = tps * flops_per_token / 1e12;
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         println!("backend      {backend} ({device_name}), {}", if bf16 { "bf16 base, f32 adapters and loss" } else { "f32" });
         println!("scheme       {} ({} trainable parameters)", program.scheme, adapter.num_trainable());
-        println!("batch        {} × {} = {} real tokens per step", a.batch, a.seq, a.batch * a.seq);
-        println!("step time    {:.3} s (mean of {})", secs / a.steps as f64, a.steps);
-        println!("throughput   {tps:.1} training tokens/s");
+        if a.data {
+            println!(
+                "batches      {n_steps} real batches of {batch}: {:.0} real tokens per step, mean row {seq:.0} tokens",
+                stats.tokens as f64 / n_steps as f64
+            );
+            println!(
+                "padding      {:.1} % of {:.0} padded tokens per step, {:.1} micro-batches per step",
+                100.0 * (1.0 - stats.tokens as f64 / stats.padded.max(1) as f64),
+                stats.padded as f64 / n_steps as f64,
+                stats.micro_batches as f64 / n_steps as f64
+            );
+        } else {
+            println!("batch        {} × {} = {} real tokens per step", a.batch, a.seq, a.batch * a.seq);
+        }
+        println!("micro-batch  {micro_tokens} padded tokens, {workers} worker(s)");
+        println!("step time    {:.3} s (mean of {n_steps})", secs / n_steps as f64);
+        println!("host reads   {:.1} per step (device → host syncs inside the training step)", reads as f64 / n_steps as f64);
+        println!("throughput   {tps:.1} training tokens/s (real tokens)");
+        let busy: Vec<String> = stats.workers.iter().map(|b| format!("{b:.1} s ({:.0} %)", 100.0 * b / secs)).collect();
+        println!("workers      busy {} of {secs:.1} s", busy.join(", "));
         println!("FLOP/token   {:.3e} (4·P + 12·L·s·d, P = {:.1}M matmul weights)", flops_per_token, p_matmul / 1e6);
         println!("achieved     {achieved:.3} TFLOP/s");
         println!("MFU          {:.1} % of {peak:.3} TFLOP/s peak", 100.0 * achieved / peak);
+        if let (Some(peak), Some(before)) = (memory::peak_rss_bytes(), rss_before) {
+            println!(
+                "memory       peak RSS {:.2} GiB ({:.2} GiB over the loaded model; estimated {:.2} GiB)",
+                gib(peak),
+                gib(peak.saturating_sub(before)),
+                gib(need(micro_tokens))
+            );
+        }
         if a.eval {
             let valid = adapter.valid();
             let eval_model = model.valid();
+            let examples: Vec<Example> = steps[1..].concat();
             let t = Instant::now();
-            let plan = EvalPlan { batch: a.batch, max_len: a.seq + 1, workers };
-            let _ = evaluate(&eval_model, &valid, &examples, plan, &device, |_, _| {});
-            println!("eval         {:.1} tokens/s (forward only)", tokens / t.elapsed().as_secs_f64());
+            let report = evaluate(&eval_model, &valid, &examples, EvalPlan { micro_tokens, max_len, workers }, &device, |_, _| {});
+            println!("eval         {:.1} tokens/s (forward only)", report.tokens_processed as f64 / t.elapsed().as_secs_f64());
         }
         Ok(())
+    }
+}
+
+/// Sums over the timed steps.
+#[derive(Default)]
+struct BenchStats {
+    tokens: u64,
+    padded: u64,
+    rows: u64,
+    micro_batches: usize,
+    /// Busy seconds per worker.
+    workers: Vec<f64>,
+}
+
+impl BenchStats {
+    fn add<B: burn::prelude::Backend>(&mut self, s: &StepGradients<B>) {
+        self.tokens += s.tokens;
+        self.padded += s.padded_tokens;
+        self.rows += s.rows;
+        self.micro_batches += s.micro_batches;
+        for (w, b) in self.workers.iter_mut().zip(&s.busy) {
+            *w += b;
+        }
     }
 }
 
@@ -220,7 +353,7 @@ pub fn cmd_bench(args: &BenchArgs) -> Result<()> {
         return Err(anyhow!("--scheme <spec file> is required"));
     }
     let program = crate::lang::load(&args.scheme).map_err(|d| anyhow!("{}", d.render(false)))?;
-    let instance = pick_instance(&program, args.run.as_deref()).context("choosing the run to bench")?;
+    let (instance, run) = pick_instance(&program, args.run.as_deref()).context("choosing the run to bench")?;
     let kind: BackendKind = args.backend.parse()?;
-    dispatch(kind, BenchTask { args, instance })?
+    dispatch(kind, BenchTask { args, instance, run })?
 }

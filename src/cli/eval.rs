@@ -38,9 +38,10 @@ pub struct EvalArgs {
     /// Truncate every example to this many tokens.
     #[arg(long, default_value_t = 512)]
     pub max_len: usize,
-    /// Examples per step (split over the CPU workers).
-    #[arg(long, default_value_t = 8)]
-    pub batch: usize,
+    /// Padded tokens per forward pass (examples are grouped by length;
+    /// passes are spread over the CPU workers).
+    #[arg(long, default_value_t = 2048)]
+    pub micro_tokens: usize,
     /// Compute backend: ndarray (CPU), or tch / cuda when built with those features.
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
@@ -63,7 +64,11 @@ impl BackendTask for EvalTask<'_> {
         let model = Llama::<B>::from_loaded(self.loaded, &device)?.valid();
         let total = self.examples.len();
         let mut last = Instant::now();
-        let plan = EvalPlan { batch: self.args.batch, max_len: self.args.max_len, workers: training_workers(backend) };
+        let plan = EvalPlan {
+            micro_tokens: self.args.micro_tokens.max(self.args.max_len),
+            max_len: self.args.max_len,
+            workers: training_workers(backend),
+        };
         Ok(evaluate(&model, &NoAdapter, self.examples, plan, &device, |done, n| {
             if done == n || last.elapsed().as_secs_f64() > 5.0 {
                 eprintln!("  {done}/{total} examples");
@@ -75,9 +80,6 @@ impl BackendTask for EvalTask<'_> {
 
 /// `peftc eval`: base-model loss in bits on a GSM8K split.
 pub fn cmd_eval(args: &EvalArgs) -> Result<()> {
-    if args.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
     let kind: BackendKind = args.backend.parse()?;
     kind.available()?;
     let t0 = Instant::now();
@@ -107,11 +109,11 @@ pub fn cmd_eval(args: &EvalArgs) -> Result<()> {
     println!("loss (all tokens):        {:.4} bits/token over {} tokens", report.bits_all(), total.tokens_all);
     println!("loss (completion):        {:.4} bits/token over {} tokens", report.bits_completion(), total.tokens_completion);
     println!(
-        "time: {:.1}s, {:.1} tokens/s ({} backend, batch {}, max_len {})",
+        "time: {:.1}s, {:.1} tokens/s ({} backend, micro-batches of {} padded tokens, max_len {})",
         report.seconds,
         report.tokens_per_second(),
         args.backend,
-        args.batch,
+        args.micro_tokens.max(args.max_len),
         args.max_len
     );
     if let Some(out) = &args.out {

@@ -28,9 +28,14 @@ pub struct RunArgs {
     /// Only runs whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
-    /// No progress bars.
+    /// No progress bars: a plain progress line every tenth of an epoch or
+    /// minute instead (also what a non-terminal stderr gets).
     #[arg(long)]
     pub quiet: bool,
+    /// Memory peftc may use, in GiB (default: what the machine or its
+    /// cgroup has available); a run that would need more is refused.
+    #[arg(long, value_name = "GIB")]
+    pub max_memory: Option<f64>,
 }
 
 struct RunTask<'a> {
@@ -61,7 +66,12 @@ pub fn cmd_run(args: &RunArgs) -> u8 {
             return 2;
         }
     };
-    let opts = SessionOptions { runs_dir: args.runs_dir.clone(), only: args.only.clone(), quiet: args.quiet };
+    let opts = SessionOptions {
+        runs_dir: args.runs_dir.clone(),
+        only: args.only.clone(),
+        quiet: args.quiet,
+        max_memory: args.max_memory.map(|g| (g * (1u64 << 30) as f64) as u64),
+    };
     match dispatch(kind, RunTask { program: &program, opts }) {
         Err(e) => {
             eprintln!("error: {e}");

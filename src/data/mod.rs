@@ -10,6 +10,7 @@ pub mod batch;
 pub mod data_error;
 pub mod example;
 pub mod gsm8k;
+pub mod micro_batch;
 
 pub use crate::lang::ir::LossOn;
 pub use batch::Batch;

@@ -258,6 +258,7 @@ fn default_train() -> TrainSpec {
         seed: 0,
         precision: Precision::F32,
         merge: MergePolicy::Optional,
+        micro_tokens: None,
     }
 }
 
@@ -418,6 +419,19 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
                 false
             }
         },
+        "micro_tokens" if !allow_run_only => match bare_word(v) {
+            Some("auto") => {
+                t.micro_tokens = None;
+                true
+            }
+            Some(_) => {
+                push_error(d, ErrorKind::BadValue("micro_tokens is `auto` or a number of padded tokens".into()), v.span, "here");
+                false
+            }
+            None => {
+                set!(integer_at_least(v, "micro_tokens", 2, d).map(|x| t.micro_tokens = Some(x as usize)))
+            }
+        },
         "merge" if !allow_run_only => match bare_word(v) {
             Some("required") => {
                 t.merge = MergePolicy::Required;
@@ -436,11 +450,13 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
             let keys = if allow_run_only {
                 "lr, weight_decay, optimizer, schedule, grad_clip, epochs, batch, seed"
             } else {
-                "optimizer, lr, weight_decay, schedule, grad_clip, epochs, batch, seed, precision, merge"
+                "optimizer, lr, weight_decay, schedule, grad_clip, epochs, batch, seed, precision, merge, micro_tokens"
             };
             let mut diag =
                 Diagnostic::error(ErrorKind::UnknownSetting(format!("`{other}` in train settings")), kv.key.span).label("unknown");
-            if let Some(h) = super::diagnostic::did_you_mean(other, keys.split(", ")) {
+            if allow_run_only && matches!(other, "precision" | "merge" | "micro_tokens") {
+                diag = diag.note(format!("`{other}` is set for the whole experiment, in its `train {{ … }}` block"));
+            } else if let Some(h) = super::diagnostic::did_you_mean(other, keys.split(", ")) {
                 diag = diag.note(h);
             }
             d.push(diag.note(format!("expected one of: {keys}")));
@@ -552,6 +568,7 @@ pub fn check(
     let mut targets_ast: Option<(&Vec<AstTargetGroup>, Span)> = None;
     let mut train = default_train();
     let mut merge_span = None;
+    let mut micro_span = None;
     let mut ok = true;
     let mut seen: BTreeMap<String, Span> = BTreeMap::new();
     let mut runs_ast = Vec::new();
@@ -603,6 +620,9 @@ pub fn check(
                     if kv.key.name == "merge" {
                         merge_span = Some(kv.value.span);
                     }
+                    if kv.key.name == "micro_tokens" {
+                        micro_span = Some(kv.value.span);
+                    }
                     ok &= apply_train(&mut train, kv, false, d);
                 }
             }
@@ -623,6 +643,23 @@ pub fn check(
     }
     let (source, shapes) = model_v?;
     let data = data_v?;
+    if let (Some(m), Some(span)) = (train.micro_tokens, micro_span)
+        && m < data.max_len
+    {
+        let mut diag = Diagnostic::error(
+            ErrorKind::BadValue(format!(
+                "micro_tokens ({m}) is less than max_len ({}): a micro-batch holds at least one whole example",
+                data.max_len
+            )),
+            span,
+        )
+        .label("too small");
+        if let Some(&data_span) = seen.get("data") {
+            diag = diag.with(data_span, "max_len set here");
+        }
+        d.push(diag.note(format!("use micro_tokens: {} or more, or `auto`", data.max_len)));
+        ok = false;
+    }
     let (groups, slots) = targets(targets_ast?.0, &shapes, d)?;
 
     let mut runs: Vec<Run> = Vec::new();

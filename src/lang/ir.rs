@@ -236,6 +236,12 @@ pub struct TrainSpec {
     pub seed: u64,
     pub precision: Precision,
     pub merge: MergePolicy,
+    /// Padded tokens per micro-batch (`micro_tokens: N`); `None` (`auto`):
+    /// chosen from the backend and the memory available
+    /// (the trainer's memory module). Changes only float summation order, so it
+    /// is not part of a run's id.
+    #[serde(default)]
+    pub micro_tokens: Option<usize>,
 }
 
 /// A checked experiment.

@@ -18,7 +18,7 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::model::precision;
 
 /// Logits per chunk: rows × vocab stays near this many elements (32 MB f32).
-const CHUNK_ELEMENTS: usize = 32 << 20;
+pub const CHUNK_ELEMENTS: usize = 32 << 20;
 
 /// Per-token losses and, when weights were given, the gradient of the
 /// weighted loss sum with respect to the hidden states.

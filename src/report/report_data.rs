@@ -864,6 +864,7 @@ mod tests {
             dataset_hash: "d".into(),
             model: "m".into(),
             git_commit: None,
+            ..RunMetrics::blank("e", name, "")
         };
         m.best = m.compute_best();
         RunEntry::Recorded { dir_name: name.into(), metrics: Box::new(m) }

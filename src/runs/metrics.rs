@@ -90,6 +90,14 @@ pub struct RunMetrics {
     pub dataset_hash: String,
     pub model: String,
     pub git_commit: Option<String>,
+    /// Padded tokens per micro-batch the run trained with (absent in runs
+    /// recorded before it was).
+    #[serde(default)]
+    pub micro_tokens: Option<usize>,
+    /// The process's peak resident memory while the run trained, in bytes
+    /// (Linux; the high-water mark restarts with each run).
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl RunMetrics {
@@ -121,6 +129,8 @@ impl RunMetrics {
             dataset_hash: String::new(),
             model: String::new(),
             git_commit: None,
+            micro_tokens: None,
+            peak_rss_bytes: None,
         }
     }
 

@@ -97,11 +97,12 @@ pub fn training_workers(backend: &str) -> usize {
         return n.max(1);
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
-    match backend {
-        "ndarray" => cores,
-        "tch" | "libtorch" if tch_on_cpu() => cores,
-        _ => 1,
-    }
+    if on_cpu(backend) { cores } else { 1 }
+}
+
+/// Does `backend` compute on the CPU (ndarray, or tch with `PEFTC_TCH_DEVICE=cpu`)?
+pub fn on_cpu(backend: &str) -> bool {
+    backend == "ndarray" || (matches!(backend, "tch" | "libtorch") && tch_on_cpu())
 }
 
 /// `PEFTC_TCH_DEVICE=cpu`: libtorch runs on the CPU instead of `cuda:0`.

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use burn::prelude::*;
 
-use super::parallel::par_map;
+use super::parallel::ordered_fold;
+use crate::data::micro_batch::micro_batches;
 use crate::data::{Batch, Example};
 use crate::model::causal_lm::CausalLm;
 use crate::model::head_loss::head_loss;
@@ -65,8 +66,8 @@ impl EvalReport {
 /// per-token losses, up to float summation order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EvalPlan {
-    /// Examples per step; split over the workers.
-    pub batch: usize,
+    /// Padded tokens per forward pass ([`crate::data::micro_batch`]).
+    pub micro_tokens: usize,
     /// Every example is cut at this many tokens.
     pub max_len: usize,
     /// Micro-batches evaluated on parallel threads (see
@@ -74,9 +75,10 @@ pub struct EvalPlan {
     pub workers: usize,
 }
 
-/// Evaluates `model` with `hook` on `examples`: sorted by length (little
-/// padding), in micro-batches of `batch / workers` examples spread over
-/// `workers` threads. The output head and its loss go through
+/// Evaluates `model` with `hook` on `examples`: grouped by length into
+/// micro-batches of at most `plan.micro_tokens` padded tokens (little
+/// padding; [`micro_batches`]), longest first, taken by `plan.workers`
+/// threads as each is free. The output head and its loss go through
 /// [`crate::model::head_loss`], so at most a few hundred tokens' logits
 /// exist at once. `progress(done, total)` is called after each micro-batch.
 pub fn evaluate<B, M, H>(
@@ -93,13 +95,10 @@ where
     H: LinearHook<B> + Sync,
 {
     let start = Instant::now();
-    let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.sort_by_key(|&i| examples[i].tokens.len());
-    let micro = plan.batch.max(1).div_ceil(plan.workers.max(1));
-    let chunks: Vec<&[usize]> = order.chunks(micro).collect();
-    let progress = std::sync::Mutex::new((0usize, progress));
+    let lens: Vec<usize> = examples.iter().map(|e| e.tokens.len().min(plan.max_len)).collect();
+    let groups = micro_batches(&lens, plan.micro_tokens, plan.workers > 1);
     let (head, head_t) = model.head();
-    let results = par_map(&chunks, plan.workers, |idx| {
+    let one = |idx: &Vec<usize>| {
         let refs: Vec<&Example> = idx.iter().map(|&i| &examples[i]).collect();
         let batch = Batch::<B>::new(&refs, plan.max_len, device);
         let hidden = model.hidden(batch.inputs, hook);
@@ -113,7 +112,7 @@ where
             .enumerate()
             .map(|(row, &i)| {
                 // Counts of the example as cut at `max_len`.
-                let len = examples[i].tokens.len().min(plan.max_len);
+                let len = lens[i];
                 let loss = ExampleLoss {
                     nats_all: sums[2 * row] as f64,
                     tokens_all: len.saturating_sub(1),
@@ -123,20 +122,17 @@ where
                 (i, loss)
             })
             .collect();
-        if let Ok(mut p) = progress.lock() {
-            p.0 += idx.len();
-            let done = p.0;
-            (p.1)(done, examples.len());
-        }
         (losses, batch.tokens as usize)
-    });
-    let mut out = vec![ExampleLoss::default(); examples.len()];
-    let mut tokens_processed = 0;
-    for (losses, tokens) in results {
-        tokens_processed += tokens;
+    };
+    let mut progress = progress;
+    let init = (vec![ExampleLoss::default(); examples.len()], 0usize, 0usize);
+    let ((out, tokens_processed, _), _busy) = ordered_fold(&groups, plan.workers, one, init, |(mut out, tokens, done), (losses, t)| {
+        let done = done + losses.len();
         for (i, loss) in losses {
             out[i] = loss;
         }
-    }
+        progress(done, examples.len());
+        (out, tokens + t, done)
+    });
     EvalReport { examples: out, seconds: start.elapsed().as_secs_f64(), tokens_processed }
 }

@@ -7,13 +7,14 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
 use super::evaluate::{EvalPlan, evaluate};
-use super::loss::step_gradients;
+use super::loss::{StepPlan, step_gradients};
+use super::memory;
 use super::optim::{Optimizer, OptimizerConfig, clip_global_norm};
+use super::progress::{EpochProgress, ProgressMode};
 use super::schedule::Schedule;
 use crate::data::{Example, LossOn};
 use crate::lower::Adapter;
@@ -56,21 +57,23 @@ mod loss_on_lowercase {
 }
 
 /// How a training session behaves (does not affect results, but for the
-/// float summation order that `workers` sets).
+/// float summation order that `micro_tokens` sets).
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
-    /// Show an indicatif progress bar.
-    pub progress: bool,
+    /// A bar, log lines or nothing ([`ProgressMode`]).
+    pub progress: ProgressMode,
     /// Stop (leaving the run resumable) after this many epochs in this
     /// session, as an interruption would.
     pub stop_after_epochs: Option<usize>,
     /// Label shown on the progress bar.
     pub label: String,
-    /// Batch size for evaluation (defaults to the training batch).
-    pub eval_batch: Option<usize>,
     /// Micro-batches per step computed on parallel threads (0 or 1: one);
     /// see [`super::backend::training_workers`].
     pub workers: usize,
+    /// Padded tokens per micro-batch, for training and evaluation
+    /// ([`super::memory::choose_micro_tokens`]); `None`: a whole batch
+    /// (`batch × max_len`) at once.
+    pub micro_tokens: Option<usize>,
 }
 
 /// What a run trains and evaluates: the model as the autodiff backend sees
@@ -135,6 +138,7 @@ where
     let session = Instant::now();
     let mut wall_before = metrics.wall_seconds;
     let mut opt = Optimizer::<B::InnerBackend>::new(cfg.optimizer.clone(), adapter.params().len());
+    let micro_tokens = opts.micro_tokens.unwrap_or(cfg.batch.max(1) * cfg.max_len);
     let mut start_epoch = 1;
     if let Some(prev) = checkpoint::resume(run, &metrics.run_id, adapter, &mut opt, device)? {
         start_epoch = prev.epochs.len() + 1;
@@ -144,11 +148,13 @@ where
     }
     metrics.status = RunStatus::Incomplete;
     metrics.trainable_params = adapter.num_trainable();
+    metrics.micro_tokens = Some(micro_tokens);
     run.write_metrics(metrics)?;
 
     let steps_per_epoch = train.len().div_ceil(cfg.batch.max(1)) as u64;
     let total_steps = steps_per_epoch * cfg.epochs as u64;
-    let plan = EvalPlan { batch: opts.eval_batch.unwrap_or(cfg.batch), max_len: cfg.max_len, workers: opts.workers };
+    let step_plan = StepPlan { max_len: cfg.max_len, loss_on: cfg.loss_on, micro_tokens, workers: opts.workers };
+    let plan = EvalPlan { micro_tokens, max_len: cfg.max_len, workers: opts.workers };
     let mut done_this_session = 0;
     for epoch in start_epoch..=cfg.epochs {
         if opts.stop_after_epochs.is_some_and(|n| done_this_session >= n) {
@@ -157,22 +163,17 @@ where
             return Ok(());
         }
         let order = shuffled(train.len(), cfg.seed, epoch);
-        let bar = if opts.progress { ProgressBar::new(steps_per_epoch) } else { ProgressBar::hidden() };
-        bar.set_style(
-            ProgressStyle::with_template("{prefix} epoch {msg} [{bar:24}] step {pos}/{len} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_prefix(opts.label.clone());
+        let mut progress = EpochProgress::new(opts.progress, &opts.label, epoch, cfg.epochs, steps_per_epoch);
         let t0 = Instant::now();
         let (mut loss_sum, mut steps, mut tokens) = (0f64, 0u64, 0u64);
         for (si, chunk) in order.chunks(cfg.batch.max(1)).enumerate() {
             let exs: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
-            let Some(step) = step_gradients(model, adapter, &exs, cfg.max_len, cfg.loss_on, opts.workers, device) else {
+            let Some(step) = step_gradients(model, adapter, &exs, step_plan, device) else {
                 continue;
             };
             let nats = step.nats;
             if !nats.is_finite() {
-                bar.abandon();
+                progress.finish();
                 let message = format!(
                     "loss became {nats} at epoch {epoch}, step {}; the run stopped (lower the learning rate or clip gradients)",
                     si + 1
@@ -187,12 +188,10 @@ where
             loss_sum += nats / LN2;
             steps += 1;
             tokens += step.tokens;
-            let el = t0.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("{epoch}/{} loss {:.4} bits, {:.0} tok/s", cfg.epochs, nats / LN2, tokens as f64 / el));
-            bar.inc(1);
+            progress.step(si as u64 + 1, nats / LN2, step.tokens, lr);
         }
         let train_seconds = t0.elapsed().as_secs_f64();
-        bar.finish_and_clear();
+        progress.finish();
         let valid = adapter.valid();
         let report = evaluate(eval_model, &valid, test, plan, device, |_, _| {});
         let (test_all, test_completion) = (report.bits_all(), report.bits_completion());
@@ -204,7 +203,7 @@ where
             train_seconds,
             train_tokens: tokens,
         });
-        if opts.progress {
+        if EpochProgress::shown(opts.progress) {
             eprintln!(
                 "{} epoch {epoch}/{}: train {:.4} bits, test {:.4} bits (completion {:.4}), {:.0} tok/s",
                 opts.label,
@@ -220,6 +219,7 @@ where
         metrics.wall_seconds = wall_before + session.elapsed().as_secs_f64();
         let (tt, ts) = metrics.epochs.iter().fold((0u64, 0f64), |(a, b), e| (a + e.train_tokens, b + e.train_seconds));
         metrics.train_tokens_per_s = tt as f64 / ts.max(1e-9);
+        metrics.peak_rss_bytes = metrics.peak_rss_bytes.max(memory::peak_rss_bytes());
         run.write_metrics(metrics)?;
         done_this_session += 1;
     }

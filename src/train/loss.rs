@@ -5,14 +5,18 @@
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
+use super::host_reads::read_scalar;
+use super::parallel::ordered_fold;
+use crate::data::micro_batch::{micro_batches, padded_tokens};
 use crate::data::{Batch, Example, LossOn};
 use crate::lower::Adapter;
 use crate::model::causal_lm::CausalLm;
 use crate::model::head_loss::{head_loss, surrogate};
 use crate::model::hook::LinearHook;
 
-/// The mean training loss in nats over `mask` (`n` positions), and a scalar
-/// whose `backward()` yields the gradients of that mean with respect to the
+/// This micro-batch's share of the mean training loss in nats over `mask`
+/// (`n` positions in the whole batch), left on the device, and a scalar
+/// whose `backward()` yields the gradients of that share with respect to the
 /// adapter's parameters.
 pub fn loss_and_surrogate<B: AutodiffBackend, M: CausalLm<B>, H: LinearHook<B>>(
     model: &M,
@@ -20,7 +24,7 @@ pub fn loss_and_surrogate<B: AutodiffBackend, M: CausalLm<B>, H: LinearHook<B>>(
     batch: &Batch<B>,
     mask: &Tensor<B, 2>,
     n: u64,
-) -> (f64, Tensor<B, 1>) {
+) -> (Tensor<B::InnerBackend, 1>, Tensor<B, 1>) {
     let hidden = model.hidden(batch.inputs.clone(), hook);
     let [b, s, d] = hidden.dims();
     let hidden = hidden.reshape([b * s, d]);
@@ -34,9 +38,22 @@ pub fn loss_and_surrogate<B: AutodiffBackend, M: CausalLm<B>, H: LinearHook<B>>(
         batch.targets.clone().inner().reshape([b * s]),
         Some(weights.clone()),
     );
-    let nats = (out.nll * weights).sum().into_scalar().elem::<f64>();
+    let nats = (out.nll * weights).sum();
     let grad = out.grad.expect("head_loss returns a gradient when given weights");
     (nats, surrogate(hidden, grad))
+}
+
+/// How a training step cuts its batch and spreads the work (none of it
+/// changes the result beyond float summation order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepPlan {
+    /// Every example is cut at this many tokens.
+    pub max_len: usize,
+    pub loss_on: LossOn,
+    /// Padded tokens per micro-batch ([`crate::data::micro_batch`]).
+    pub micro_tokens: usize,
+    /// Threads computing micro-batches ([`super::backend::training_workers`]).
+    pub workers: usize,
 }
 
 /// Loss and gradients of one training batch.
@@ -47,66 +64,72 @@ pub struct StepGradients<B: Backend> {
     pub grads: Vec<Tensor<B, 1>>,
     /// Real (unpadded) input tokens.
     pub tokens: u64,
+    /// Tokens the micro-batches hold, padding included.
+    pub padded_tokens: u64,
+    /// Examples in the batch.
+    pub rows: u64,
+    pub micro_batches: usize,
+    /// Seconds each worker spent computing micro-batches.
+    pub busy: Vec<f64>,
 }
 
-/// The batch's mean loss over the positions `loss_on` selects and its
-/// gradients with respect to the adapter, computed over `workers`
-/// micro-batches on as many threads.
+/// The batch's mean loss over the positions `plan.loss_on` selects and its
+/// gradients with respect to the adapter, accumulated over micro-batches of
+/// at most `plan.micro_tokens` padded tokens ([`micro_batches`]) computed by
+/// `plan.workers` threads, each taking the next micro-batch when it is free.
 ///
 /// The mean's gradient is the sum of the micro-batches' gradients when every
 /// micro-batch weighs its tokens by the whole batch's count, so the result
-/// is the full batch's up to float summation order, and the same on every
-/// run with the same `workers`. Examples are sorted by length before the
-/// split, so each micro-batch is padded only to its own longest example. On
-/// a CPU this runs every elementwise op of the forward and backward pass
-/// (single-threaded in burn-ndarray) on all cores; each thread
-/// differentiates its own copy of the adapter's tensors, so the autodiff
-/// graphs (and their locks) are disjoint.
+/// is the full batch's up to float summation order. Micro-batches are
+/// folded in their order whichever worker computed them, so the result is
+/// the same for any number of workers. On a CPU this runs every elementwise
+/// op of the forward and backward pass (single-threaded in burn-ndarray) on
+/// all cores; each micro-batch differentiates its own copy of the adapter's
+/// tensors, so the autodiff graphs (and their locks) are disjoint. Peak
+/// activation memory follows `micro_tokens × workers`, not the batch size.
 ///
 /// Returns `None` when no position of the batch is selected.
 pub fn step_gradients<B, M>(
     model: &M,
     adapter: &Adapter<B>,
     examples: &[&Example],
-    max_len: usize,
-    loss_on: LossOn,
-    workers: usize,
+    plan: StepPlan,
     device: &B::Device,
 ) -> Option<StepGradients<B::InnerBackend>>
 where
     B: AutodiffBackend,
     M: CausalLm<B> + Sync,
 {
-    // Micro-batches of similar lengths: each is padded only to its own
-    // longest example, and the batch's gradient does not depend on the split.
-    let mut sorted: Vec<&Example> = examples.to_vec();
-    sorted.sort_by_key(|e| e.tokens.len());
-    let per = sorted.len().div_ceil(workers.max(1)).max(1);
-    let batches: Vec<Batch<B>> = sorted.chunks(per).map(|c| Batch::<B>::new(c, max_len, device)).collect();
+    let StepPlan { max_len, loss_on, micro_tokens, workers } = plan;
+    let lens: Vec<usize> = examples.iter().map(|e| e.tokens.len().min(max_len)).collect();
+    // Tapered with several workers: they then finish the step together.
+    let groups = micro_batches(&lens, micro_tokens, workers > 1);
+    let padded_tokens = padded_tokens(&lens, &groups) as u64;
+    let batches: Vec<Batch<B>> =
+        groups.iter().map(|g| Batch::<B>::new(&g.iter().map(|&i| examples[i]).collect::<Vec<_>>(), max_len, device)).collect();
     let n: u64 = batches.iter().map(|b| b.selected(loss_on).1).sum();
     if n == 0 {
         return None;
     }
     let tokens = batches.iter().map(|b| b.tokens).sum();
-    let one = |adapter: &Adapter<B>, b: &Batch<B>| {
+    let inner = adapter.valid();
+    let one = |b: &Batch<B>| {
+        let adapter = Adapter::<B>::from_inner(&inner);
         let (mask, _) = b.selected(loss_on);
-        let (nats, loss) = loss_and_surrogate(model, adapter, b, mask, n);
+        let (nats, loss) = loss_and_surrogate(model, &adapter, b, mask, n);
         let grads = loss.backward();
         let g: Vec<Tensor<B::InnerBackend, 1>> =
             adapter.params().iter().map(|p| p.grad(&grads).unwrap_or_else(|| p.clone().inner().zeros_like())).collect();
         (nats, g)
     };
-    let parts: Vec<(f64, Vec<Tensor<B::InnerBackend, 1>>)> = if batches.len() == 1 {
-        vec![one(adapter, &batches[0])]
-    } else {
-        let inner = adapter.valid();
-        crate::train::parallel::par_map(&batches, batches.len(), |b| one(&Adapter::<B>::from_inner(&inner), b))
+    type Part<T> = (T, Vec<T>);
+    let add = |acc: Option<Part<Tensor<B::InnerBackend, 1>>>, (nats, g): Part<Tensor<B::InnerBackend, 1>>| match acc {
+        None => Some((nats, g)),
+        Some((a, grads)) => Some((a + nats, grads.into_iter().zip(g).map(|(x, y)| x + y).collect())),
     };
-    let mut parts = parts.into_iter();
-    let (mut nats, mut grads) = parts.next()?;
-    for (n2, g2) in parts {
-        nats += n2;
-        grads = grads.into_iter().zip(g2).map(|(a, b)| a + b).collect();
-    }
-    Some(StepGradients { nats, grads, tokens })
+    let (sum, busy) = ordered_fold(&batches, workers, one, None, add);
+    let (nats, grads) = sum?;
+    // The step's one read back to the host.
+    let nats = read_scalar(nats);
+    Some(StepGradients { nats, grads, tokens, padded_tokens, rows: examples.len() as u64, micro_batches: batches.len(), busy })
 }

@@ -6,17 +6,21 @@
 //! CLI ([`backend::dispatch`]). Leaves: `runs/<experiment>/<run>/`
 //! ([`crate::runs`]). A [`session`] loads each experiment once
 //! ([`session::ExperimentContext`]) and trains its runs: [`fit`] is the
-//! epoch loop (steps from [`loss`] on [`parallel`] micro-batches, [`optim`]
-//! and [`schedule`], [`evaluate`] at each epoch's end, [`checkpoint`]s), and
-//! [`run_id`] names what a run computes.
+//! epoch loop (steps from [`loss`] on [`parallel`] micro-batches sized by
+//! [`memory`], [`optim`] and [`schedule`], [`evaluate`] at each epoch's
+//! end, [`checkpoint`]s, [`progress`] lines), and [`run_id`] names what a
+//! run computes.
 
 pub mod backend;
 pub mod checkpoint;
 pub mod evaluate;
 pub mod fit;
+pub mod host_reads;
 pub mod loss;
+pub mod memory;
 pub mod optim;
 pub mod parallel;
+pub mod progress;
 pub mod run_id;
 pub mod schedule;
 pub mod session;

@@ -16,6 +16,8 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::evaluate::{EvalPlan, evaluate};
 use super::fit::{TrainConfig, TrainInputs, TrainOptions, fit};
+use super::memory;
+use super::progress::ProgressMode;
 use super::schedule::Schedule;
 use crate::data::{Example, gsm8k};
 use crate::lang::ir;
@@ -57,8 +59,11 @@ pub struct SessionOptions {
     pub runs_dir: PathBuf,
     /// Only runs whose name contains this.
     pub only: Option<String>,
-    /// No progress bars.
+    /// No progress bars: plain progress lines instead.
     pub quiet: bool,
+    /// Memory the session may use in all, in bytes (default: what the
+    /// machine or cgroup has available when a run starts).
+    pub max_memory: Option<u64>,
 }
 
 /// Everything the runs of one experiment share: the base model (for
@@ -87,11 +92,12 @@ impl<'a, B: AutodiffBackend> ExperimentContext<'a, B> {
         Ok(ExperimentContext { experiment: e, compute, model_path, model, eval_model, train, test, hashes, base: OnceCell::new() })
     }
 
-    /// The base model's test loss (all tokens, completion), computed once.
-    pub fn base_loss(&self, batch: usize) -> &BaseLoss {
+    /// The base model's test loss (all tokens, completion), computed once,
+    /// in forward passes of `micro_tokens` padded tokens.
+    pub fn base_loss(&self, micro_tokens: usize) -> &BaseLoss {
         self.base.get_or_init(|| {
             let t0 = std::time::Instant::now();
-            let plan = EvalPlan { batch: batch.max(1), max_len: self.experiment.data.max_len, workers: self.compute.workers };
+            let plan = EvalPlan { micro_tokens, max_len: self.experiment.data.max_len, workers: self.compute.workers };
             let r = evaluate(&self.eval_model, &NoAdapter, &self.test, plan, &self.compute.device, |_, _| {});
             let (all, completion) = (r.bits_all(), r.bits_completion());
             eprintln!(
@@ -291,7 +297,8 @@ pub fn train_one<B: AutodiffBackend>(ctx: &ExperimentContext<B>, run: &ir::Run, 
             let _ = std::fs::remove_dir_all(dir.checkpoint_dir());
         }
     }
-    let base = ctx.base_loss(cfg.batch).clone();
+    let micro_tokens = micro_tokens(ctx, run, &cfg, opts.max_memory)?;
+    let base = ctx.base_loss(micro_tokens).clone();
     // A bf16 run trains and evaluates a bf16 copy of the base model (the
     // base loss above stays the f32 model's).
     let low: Option<(Llama<B>, Llama<B::InnerBackend>)> = bf16.then(|| {
@@ -333,15 +340,48 @@ pub fn train_one<B: AutodiffBackend>(ctx: &ExperimentContext<B>, run: &ir::Run, 
         return Err(anyhow!("lowered {} trainable parameters but the checker counted {}", m.trainable_params, inst.trainable_params));
     }
     let train_opts = TrainOptions {
-        progress: !opts.quiet,
+        progress: ProgressMode::for_stderr(opts.quiet),
         label: format!("{}/{}", e.name, run.name),
-        eval_batch: Some(cfg.batch),
         workers: ctx.compute.workers,
+        micro_tokens: Some(micro_tokens),
         ..Default::default()
     };
+    memory::reset_peak_rss();
     let inputs = TrainInputs { model, eval_model, train: &ctx.train, test: &ctx.test, device };
     fit(&inputs, &mut adapter, &cfg, dir, &mut m, &train_opts)?;
     Ok(m)
+}
+
+/// The run's micro-batch budget ([`memory::choose_micro_tokens`]): the
+/// spec's `micro_tokens`, or `auto` — the backend's preferred budget, made
+/// smaller until the estimated training memory fits in what is available —
+/// or an error saying why it cannot fit.
+fn micro_tokens<B: AutodiffBackend>(
+    ctx: &ExperimentContext<B>,
+    run: &ir::Run,
+    cfg: &TrainConfig,
+    max_memory: Option<u64>,
+) -> Result<usize> {
+    let c = ctx.model.config();
+    let workers = ctx.compute.workers.max(1);
+    let trainable = run.instance.trainable_params;
+    // A micro-batch holds at least one whole example: the longest one.
+    let longest = ctx.train.iter().map(|x| x.tokens.len().min(cfg.max_len)).max().unwrap_or(cfg.max_len);
+    let need = |b: usize| {
+        workers as u64 * memory::training_micro_batch_bytes(c, b, longest.min(b)) + memory::adapter_state_bytes(trainable, workers)
+    };
+    let preferred = memory::preferred_micro_tokens(super::backend::on_cpu(&ctx.compute.backend), cfg.batch, cfg.max_len);
+    let available = memory::available_bytes(max_memory);
+    let chosen = memory::choose_micro_tokens(run.train.micro_tokens, preferred, longest, workers, available, need)
+        .with_context(|| format!("run {}", run.name))?;
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    eprintln!(
+        "run {}: micro-batches of {chosen} padded tokens on {workers} worker(s), about {:.1} GiB for training{}",
+        run.name,
+        gib(need(chosen)),
+        available.map(|a| format!(" ({:.1} GiB available)", gib(a))).unwrap_or_default()
+    );
+    Ok(chosen)
 }
 
 /// The scheme's declarations and output, one line each (comments dropped).

@@ -84,6 +84,8 @@ experiment cli {{
 
     let (ok, out) = peftc(&["run", "specs", "--quiet"], tmp.path());
     assert!(ok, "peftc run failed:\n{out}");
+    // --quiet (and a stderr that is no terminal) still shows progress, as lines.
+    assert!(out.contains("cli/peft_lora epoch 2/2 step 2/2: loss"), "{out}");
     let lora_dir = tmp.path().join("runs/cli/peft_lora");
     let dora_dir = tmp.path().join("runs/cli/dora-alpha=16-gamma=1");
     for dir in [&lora_dir, &dora_dir] {
@@ -100,6 +102,10 @@ experiment cli {{
         // The same 8 examples seen twice: the second epoch's train loss is lower.
         assert!(m.epochs[1].train_bits < m.epochs[0].train_bits, "{:?}", m.epochs);
         assert!(dir.join("adapter.safetensors").exists() && dir.join("run.json").exists());
+        // `micro_tokens: auto` on the CPU: 512 padded tokens (the memory is there).
+        assert_eq!(m.micro_tokens, Some(512));
+        let rss = m.peak_rss_bytes.expect("peak RSS recorded");
+        assert!(rss > 500 << 20 && rss < 16 << 30, "peak RSS {rss} bytes");
     }
     // q and v of 30 layers, r 8: 30 · 8 · ((576 + 576) + (576 + 192)).
     assert_eq!(metrics(&lora_dir).trainable_params, 30 * 8 * (576 + 576 + 576 + 192));
@@ -114,10 +120,27 @@ experiment cli {{
     assert_eq!(out.matches("already complete").count(), 2, "{out}");
     assert_eq!(before, std::fs::read_to_string(lora_dir.join("metrics.json")).unwrap());
 
-    // `precision: bf16` on the CPU backend: computed (so identified) as f32,
-    // with a warning; the f32 results already there are that computation.
+    // Memory: with room for nothing beyond the loaded model, a budget the
+    // spec sets is refused (naming the setting to lower), and `auto` cannot
+    // go below one example; each run fails with the reason, before training.
     let spec_path = tmp.path().join("specs/cli.peft");
     let f32_spec = std::fs::read_to_string(&spec_path).unwrap();
+    for (setting, expect) in
+        [("micro_tokens: 4096,", "lower `micro_tokens` in the spec"), ("micro_tokens: auto,", "even one row of max_len tokens")]
+    {
+        std::fs::write(&spec_path, f32_spec.replace("precision: f32,", &format!("precision: f32, {setting}"))).unwrap();
+        let (ok, out) = peftc(&["run", "specs", "--quiet", "--runs-dir", "runs-small", "--max-memory", "0.25"], tmp.path());
+        assert!(!ok, "{out}");
+        assert_eq!(out.matches(expect).count(), 2, "{out}");
+        match metrics(&tmp.path().join("runs-small/cli/peft_lora")).status {
+            RunStatus::Failed { message } => assert!(message.contains("training would need about"), "{message}"),
+            s => panic!("{s:?}"),
+        }
+    }
+    std::fs::write(&spec_path, &f32_spec).unwrap();
+
+    // `precision: bf16` on the CPU backend: computed (so identified) as f32,
+    // with a warning; the f32 results already there are that computation.
     std::fs::write(&spec_path, f32_spec.replace("precision: f32", "precision: bf16")).unwrap();
     let (ok, out) = peftc(&["run", "specs", "--quiet"], tmp.path());
     assert!(ok, "{out}");

@@ -133,7 +133,7 @@ fn slow_first_32_test_examples_match_reference_loss() {
     let enc = test_examples(&tok, loaded.config.eos_token_id, 32);
     let dev = Default::default();
     let model: Llama<B> = Llama::from_loaded(&loaded, &dev).unwrap();
-    let report = evaluate(&model, &NoAdapter, &enc, EvalPlan { batch: 8, max_len: 512, workers: 2 }, &dev, |_, _| {});
+    let report = evaluate(&model, &NoAdapter, &enc, EvalPlan { micro_tokens: 2048, max_len: 512, workers: 2 }, &dev, |_, _| {});
     let r = reference();
     let (all, comp) = (report.bits_all(), report.bits_completion());
     println!("first 32: {all:.5} / {comp:.5} bits, {:.1} tokens/s", report.tokens_per_second());

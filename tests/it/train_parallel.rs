@@ -1,5 +1,6 @@
 //! The fused output head + cross entropy against autodiff through
-//! `log_softmax`, and data-parallel micro-batches against one full batch.
+//! `log_softmax`, and token-budget micro-batches on dynamically scheduled
+//! workers against one full batch.
 
 use crate::support::lower as lower_common;
 
@@ -9,7 +10,7 @@ use lower_common::*;
 use peftc::data::{Batch, Example, LossOn};
 use peftc::model::causal_lm::CausalLm;
 use peftc::model::head_loss::{head_loss_chunked, surrogate};
-use peftc::train::loss::step_gradients;
+use peftc::train::loss::{StepPlan, step_gradients};
 
 type B = NdArray<f32>;
 type Ad = Autodiff<B>;
@@ -67,6 +68,10 @@ fn examples() -> Vec<Example> {
         .collect()
 }
 
+fn plan(loss_on: LossOn, micro_tokens: usize, workers: usize) -> StepPlan {
+    StepPlan { max_len: 8, loss_on, micro_tokens, workers }
+}
+
 #[test]
 fn micro_batches_on_threads_give_the_full_batch_gradient() {
     let dev = Default::default();
@@ -76,7 +81,8 @@ fn micro_batches_on_threads_give_the_full_batch_gradient() {
     let exs = examples();
     let refs: Vec<&Example> = exs.iter().collect();
     for loss_on in [LossOn::All, LossOn::Completion] {
-        let one = step_gradients(&model, &adapter, &refs, 8, loss_on, 1, &dev).unwrap();
+        let one = step_gradients(&model, &adapter, &refs, plan(loss_on, 1000, 1), &dev).unwrap();
+        assert_eq!(one.micro_batches, 1);
         // The reference: the mean over the whole batch, through full logits.
         let b = Batch::<Ad>::new(&refs, 8, &dev);
         let (mask, n) = match loss_on {
@@ -95,14 +101,35 @@ fn micro_batches_on_threads_give_the_full_batch_gradient() {
             let diff = max_abs(r - g.clone());
             assert!(diff < 1e-4 * scale, "{loss_on:?}: single-batch gradient differs by {diff} (scale {scale})");
         }
-        for workers in [2, 3] {
-            let par = step_gradients(&model, &adapter, &refs, 8, loss_on, workers, &dev).unwrap();
-            assert_eq!(par.tokens, one.tokens);
-            assert!((par.nats - one.nats).abs() < 1e-5, "{workers} workers: loss {} vs {}", par.nats, one.nats);
-            for (a, g) in par.grads.iter().zip(&one.grads) {
+        // Budgets of one example (8 tokens), two and three: 7, 4 and 2 micro-batches.
+        for (budget, parts) in [(8, 7), (16, 4), (24, 2)] {
+            let seq = step_gradients(&model, &adapter, &refs, plan(loss_on, budget, 1), &dev).unwrap();
+            assert_eq!((seq.micro_batches, seq.tokens), (parts, one.tokens), "budget {budget}");
+            assert!(seq.padded_tokens <= (parts * budget) as u64);
+            assert!((seq.nats - one.nats).abs() < 1e-5, "budget {budget}: loss {} vs {}", seq.nats, one.nats);
+            for (a, g) in seq.grads.iter().zip(&one.grads) {
                 let scale = max_abs(g.clone()).max(1e-6);
                 let diff = max_abs(a.clone() - g.clone());
-                assert!(diff < 1e-4 * scale, "{workers} workers: gradient differs by {diff} (scale {scale})");
+                assert!(diff < 1e-4 * scale, "budget {budget}: gradient differs by {diff} (scale {scale})");
+            }
+            // Workers take micro-batches as they are free, but the sum runs in
+            // micro-batch order: the same bits for any number of workers > 1
+            // (with one worker the tail is not tapered, so the split differs).
+            let two = step_gradients(&model, &adapter, &refs, plan(loss_on, budget, 2), &dev).unwrap();
+            assert!(two.micro_batches >= parts && two.busy.len() == 2, "budget {budget}");
+            assert!((two.nats - one.nats).abs() < 1e-5, "budget {budget}, 2 workers: loss {} vs {}", two.nats, one.nats);
+            for (a, g) in two.grads.iter().zip(&one.grads) {
+                let scale = max_abs(g.clone()).max(1e-6);
+                let diff = max_abs(a.clone() - g.clone());
+                assert!(diff < 1e-4 * scale, "budget {budget}, 2 workers: gradient differs by {diff} (scale {scale})");
+            }
+            for workers in [3, 5] {
+                let par = step_gradients(&model, &adapter, &refs, plan(loss_on, budget, workers), &dev).unwrap();
+                assert_eq!(par.micro_batches, two.micro_batches);
+                assert_eq!(par.nats.to_bits(), two.nats.to_bits(), "budget {budget}, {workers} workers");
+                for (a, g) in par.grads.iter().zip(&two.grads) {
+                    assert_eq!(a.to_data(), g.to_data(), "budget {budget}, {workers} workers: gradients differ");
+                }
             }
         }
     }
