@@ -56,6 +56,7 @@ pub fn resume<B: AutodiffBackend>(
     let mut inner = adapter.valid();
     load_adapter(&mut inner, &run.checkpoint_adapter(), device)?;
     *adapter = Adapter::from_inner(&inner);
-    opt.load_state(state.step, &tensor_file::load(&run.checkpoint_optimizer())?, device)?;
+    let sizes: Vec<usize> = inner.params().iter().map(|p| p.dims()[0]).collect();
+    opt.load_state(state.step, &sizes, &tensor_file::load(&run.checkpoint_optimizer())?, device)?;
     Ok(Some(prev))
 }

@@ -13,7 +13,7 @@ use super::checkpoint;
 use super::evaluate::{EvalPlan, evaluate};
 use super::loss::{StepPlan, step_gradients};
 use super::memory;
-use super::optim::{Optimizer, OptimizerConfig, clip_global_norm};
+use super::optim::{Optimizer, OptimizerConfig};
 use super::progress::{EpochProgress, ProgressMode};
 use super::schedule::Schedule;
 use crate::data::{Example, LossOn};
@@ -102,7 +102,8 @@ pub fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 }
 
 /// Clips the adapter's gradients to global norm `clip` and takes one
-/// optimizer step with learning rate `lr`.
+/// optimizer step with learning rate `lr`, on the device: a handful of
+/// kernels for all the adapter's tensors, no host read.
 pub fn apply_gradients<B: AutodiffBackend>(
     adapter: &mut Adapter<B>,
     opt: &mut Optimizer<B::InnerBackend>,
@@ -110,9 +111,8 @@ pub fn apply_gradients<B: AutodiffBackend>(
     clip: Option<f64>,
     lr: f64,
 ) {
-    let (g, _norm) = clip_global_norm(grads, clip);
     let inner: Vec<_> = adapter.params().iter().map(|p| p.clone().inner()).collect();
-    let new = opt.update(inner, g, lr);
+    let new = opt.update(inner, grads, lr, clip);
     adapter.set_params(new.into_iter().map(Tensor::from_inner).collect());
 }
 

@@ -143,7 +143,7 @@ fn tied_tensor_gets_the_sum_of_layer_gradients_and_stays_one_tensor() {
     let mut opt = Optimizer::<F64>::new(OptimizerConfig::pytorch(OptimizerKind::Sgd, 0.5), at.params().len());
     let old: Vec<_> = at.params().iter().map(|p| p.clone().inner()).collect();
     let grads: Vec<_> = at.params().iter().map(|p| p.grad(&gt).unwrap_or_else(|| p.clone().inner().zeros_like())).collect();
-    let new = opt.update(old.clone(), grads, 0.5);
+    let new = opt.update(old.clone(), grads, 0.5, None);
     at.set_params(new.into_iter().map(Tensor::from_inner).collect());
     assert_eq!(at.param_infos().iter().filter(|i| i.decl == "A").count(), 7);
     let moved = at.params()[ia].clone().inner();

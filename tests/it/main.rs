@@ -35,6 +35,7 @@ mod ndarray_patches;
 mod precision_bf16;
 mod report_browser;
 mod report_markdown;
+mod train_optim;
 mod train_parallel;
 mod train_resume;
 mod train_run_id;
