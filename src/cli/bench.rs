@@ -192,16 +192,16 @@ impl BackendTask for BenchTask<'_> {
         let workers = crate::train::backend::training_workers(backend);
 
         // The micro-batch budget, as `peftc run` chooses it.
-        let longest = steps.iter().flatten().map(|x| x.tokens.len().min(max_len)).max().unwrap_or(max_len);
-        let batch = steps[0].len();
-        let trainable = adapter.num_trainable();
-        let need = |b: usize| {
-            workers as u64 * memory::training_micro_batch_bytes(&c, b, longest.min(b)) + memory::adapter_state_bytes(trainable, workers)
+        let footprint = memory::TrainingFootprint {
+            model: &c,
+            workers,
+            trainable: adapter.num_trainable(),
+            longest: steps.iter().flatten().map(|x| x.tokens.len().min(max_len)).max().unwrap_or(max_len),
         };
+        let batch = steps[0].len();
         let requested = a.micro_tokens.or(self.run.and_then(|(_, r)| r.train.micro_tokens));
-        let preferred = memory::preferred_micro_tokens(crate::train::backend::on_cpu(backend), batch, max_len);
-        let available = memory::available_bytes(a.max_memory.map(|g| (g * (1u64 << 30) as f64) as u64));
-        let micro_tokens = memory::choose_micro_tokens(requested, preferred, longest, workers, available, need)?;
+        let available = memory::available_bytes(a.max_memory.map(memory::gib_to_bytes));
+        let micro_tokens = footprint.choose(requested, crate::train::backend::on_cpu(backend), batch, max_len, available)?;
         let plan = StepPlan { max_len, loss_on: LossOn::All, micro_tokens, workers };
 
         let mut stats = BenchStats { workers: vec![0.0; workers], ..Default::default() };
@@ -253,7 +253,7 @@ impl BackendTask for BenchTask<'_> {
             (false, true) => 989.0,
         });
         let achieved = tps * flops_per_token / 1e12;
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let gib = memory::gib;
         println!("backend      {backend} ({device_name}), {}", if bf16 { "bf16 base, f32 adapters and loss" } else { "f32" });
         println!("scheme       {} ({} trainable parameters)", program.scheme, adapter.num_trainable());
         if a.data {
@@ -284,7 +284,7 @@ impl BackendTask for BenchTask<'_> {
                 "memory       peak RSS {:.2} GiB ({:.2} GiB over the loaded model; estimated {:.2} GiB)",
                 gib(peak),
                 gib(peak.saturating_sub(before)),
-                gib(need(micro_tokens))
+                gib(footprint.bytes(micro_tokens))
             );
         }
         if a.eval {

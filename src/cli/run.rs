@@ -70,7 +70,7 @@ pub fn cmd_run(args: &RunArgs) -> u8 {
         runs_dir: args.runs_dir.clone(),
         only: args.only.clone(),
         quiet: args.quiet,
-        max_memory: args.max_memory.map(|g| (g * (1u64 << 30) as f64) as u64),
+        max_memory: args.max_memory.map(crate::train::memory::gib_to_bytes),
     };
     match dispatch(kind, RunTask { program: &program, opts }) {
         Err(e) => {

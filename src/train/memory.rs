@@ -45,6 +45,51 @@ pub fn adapter_state_bytes(trainable: u64, workers: usize) -> u64 {
     4 * trainable * (4 + workers as u64)
 }
 
+/// What the memory of training one run depends on: the model, the workers
+/// (each holds one micro-batch's activations), the adapter's size and the
+/// longest example (a micro-batch holds at least one whole example).
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingFootprint<'a> {
+    pub model: &'a ModelConfig,
+    pub workers: usize,
+    pub trainable: u64,
+    pub longest: usize,
+}
+
+impl TrainingFootprint<'_> {
+    /// Bytes the run adds with micro-batches of `micro_tokens` padded tokens.
+    pub fn bytes(&self, micro_tokens: usize) -> u64 {
+        let w = self.workers.max(1);
+        w as u64 * training_micro_batch_bytes(self.model, micro_tokens, self.longest.min(micro_tokens))
+            + adapter_state_bytes(self.trainable, w)
+    }
+
+    /// The run's budget ([`choose_micro_tokens`]): `requested` (the spec's
+    /// or the command line's), else the backend's preferred one
+    /// ([`preferred_micro_tokens`]) made to fit in `available`.
+    pub fn choose(
+        &self,
+        requested: Option<usize>,
+        on_cpu: bool,
+        batch: usize,
+        max_len: usize,
+        available: Option<u64>,
+    ) -> Result<usize, MemoryError> {
+        let preferred = preferred_micro_tokens(on_cpu, batch, max_len);
+        choose_micro_tokens(requested, preferred, self.longest, self.workers.max(1), available, |b| self.bytes(b))
+    }
+}
+
+/// Bytes in GiB, for messages.
+pub fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+/// A `--max-memory` in GiB, in bytes.
+pub fn gib_to_bytes(gib: f64) -> u64 {
+    (gib * (1u64 << 30) as f64) as u64
+}
+
 /// Memory a training session is allowed to add: `limit` minus what the
 /// process holds now, or what the machine (or its cgroup) has available.
 pub fn available_bytes(limit: Option<u64>) -> Option<u64> {
@@ -107,7 +152,6 @@ pub struct MemoryError {
 
 impl fmt::Display for MemoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         write!(
             f,
             "training would need about {:.1} GiB ({} worker(s) × micro-batches of {} padded tokens) but only {:.1} GiB is available; ",

@@ -362,24 +362,22 @@ fn micro_tokens<B: AutodiffBackend>(
     cfg: &TrainConfig,
     max_memory: Option<u64>,
 ) -> Result<usize> {
-    let c = ctx.model.config();
-    let workers = ctx.compute.workers.max(1);
-    let trainable = run.instance.trainable_params;
-    // A micro-batch holds at least one whole example: the longest one.
-    let longest = ctx.train.iter().map(|x| x.tokens.len().min(cfg.max_len)).max().unwrap_or(cfg.max_len);
-    let need = |b: usize| {
-        workers as u64 * memory::training_micro_batch_bytes(c, b, longest.min(b)) + memory::adapter_state_bytes(trainable, workers)
+    let footprint = memory::TrainingFootprint {
+        model: ctx.model.config(),
+        workers: ctx.compute.workers.max(1),
+        trainable: run.instance.trainable_params,
+        longest: ctx.train.iter().map(|x| x.tokens.len().min(cfg.max_len)).max().unwrap_or(cfg.max_len),
     };
-    let preferred = memory::preferred_micro_tokens(super::backend::on_cpu(&ctx.compute.backend), cfg.batch, cfg.max_len);
     let available = memory::available_bytes(max_memory);
-    let chosen = memory::choose_micro_tokens(run.train.micro_tokens, preferred, longest, workers, available, need)
-        .with_context(|| format!("run {}", run.name))?;
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let on_cpu = super::backend::on_cpu(&ctx.compute.backend);
+    let chosen =
+        footprint.choose(run.train.micro_tokens, on_cpu, cfg.batch, cfg.max_len, available).with_context(|| format!("run {}", run.name))?;
     eprintln!(
-        "run {}: micro-batches of {chosen} padded tokens on {workers} worker(s), about {:.1} GiB for training{}",
+        "run {}: micro-batches of {chosen} padded tokens on {} worker(s), about {:.1} GiB for training{}",
         run.name,
-        gib(need(chosen)),
-        available.map(|a| format!(" ({:.1} GiB available)", gib(a))).unwrap_or_default()
+        footprint.workers,
+        memory::gib(footprint.bytes(chosen)),
+        available.map(|a| format!(" ({:.1} GiB available)", memory::gib(a))).unwrap_or_default()
     );
     Ok(chosen)
 }
