@@ -15,8 +15,11 @@
 //! and their use cost `4·s·d` per layer forward and twice that backward
 //! (no causal halving). Adapter FLOPs are left out (< 1 % for LoRA r 8).
 //! Peak: `--peak-tflops`, or for the CPU `cores × clock × 32` f32 FLOP/cycle
-//! (two 8-wide FMA units, AVX2), for CUDA 67 TFLOP/s (H100 SXM f32) or, with
-//! `--precision bf16`, 989 TFLOP/s (H100 SXM dense bf16).
+//! (two 8-wide FMA units, AVX2), for CUDA 494.7 TFLOP/s (H100/H200 SXM dense
+//! TF32: burn-cuda's f32 matmuls run on the tensor cores) or, with
+//! `--precision bf16`, 989.4 TFLOP/s (dense bf16). Host reads per step come
+//! from [`crate::train::host_reads`]; `--phases` times forward, backward and
+//! optimizer with a sync at each boundary, in extra steps.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -59,10 +62,19 @@ pub struct BenchArgs {
     pub seq: usize,
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
-    /// Timed steps (after one warm-up step).
+    /// Timed steps (after the warm-up steps).
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
-    /// Peak throughput for MFU, TFLOP/s.
+    /// Untimed steps first (kernel compilation, autotuning, allocator warm-up).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Also time the phases of a step — forward, backward, optimizer — with
+    /// a device sync at each boundary (extra steps, after the timed ones).
+    #[arg(long)]
+    pub phases: bool,
+    /// Peak throughput for MFU, TFLOP/s (default: the CPU's cores × clock ×
+    /// 32; on cuda the H100/H200 SXM dense tensor-core peak: TF32 494.7 for
+    /// f32, as burn-cuda's f32 matmuls run on tensor cores, bf16 989.4).
     #[arg(long)]
     pub peak_tflops: Option<f64>,
     /// Also time evaluation (forward only, no autodiff).
@@ -141,9 +153,13 @@ impl BenchTask<'_> {
             let batch = run.train.batch.max(1);
             let order = shuffled(data.train.len(), run.train.seed, 1);
             let steps: Vec<Vec<Example>> =
-                order.chunks(batch).take(a.steps + 1).map(|c| c.iter().map(|&i| data.train[i].clone()).collect()).collect();
-            if steps.len() < 2 {
-                return Err(anyhow!("the experiment's {} training examples make fewer than 2 batches of {batch}", data.train.len()));
+                order.chunks(batch).take(a.warmup + a.steps).map(|c| c.iter().map(|&i| data.train[i].clone()).collect()).collect();
+            if steps.len() < a.warmup + 1 {
+                return Err(anyhow!(
+                    "the experiment's {} training examples make fewer than {} batches of {batch}",
+                    data.train.len(),
+                    a.warmup + 1
+                ));
             }
             return Ok(BenchData { loaded: data.loaded, steps, max_len: e.data.max_len });
         }
@@ -154,7 +170,7 @@ impl BenchTask<'_> {
         let batch: Vec<Example> = (0..a.batch)
             .map(|b| Example { tokens: (0..a.seq + 1).map(|i| ((i * 7919 + b * 104729) % vocab) as u32).collect(), prompt_len: 1 })
             .collect();
-        Ok(BenchData { loaded, steps: vec![batch; a.steps + 1], max_len: a.seq + 1 })
+        Ok(BenchData { loaded, steps: vec![batch; a.warmup + a.steps], max_len: a.seq + 1 })
     }
 }
 
@@ -202,17 +218,22 @@ impl BackendTask for BenchTask<'_> {
         let requested = a.micro_tokens.or(self.run.and_then(|(_, r)| r.train.micro_tokens));
         let available = memory::available_bytes(a.max_memory.map(memory::gib_to_bytes));
         let micro_tokens = footprint.choose(requested, crate::train::backend::on_cpu(backend), batch, max_len, available)?;
-        let plan = StepPlan { max_len, loss_on: LossOn::All, micro_tokens, workers };
+        let plan = StepPlan { max_len, loss_on: LossOn::All, micro_tokens, workers, time_phases: false };
 
         let mut stats = BenchStats { workers: vec![0.0; workers], ..Default::default() };
-        let mut step = |adapter: &mut Adapter<B>, exs: &[Example], stats: Option<&mut BenchStats>| -> Result<()> {
+        let mut step = |adapter: &mut Adapter<B>, exs: &[Example], stats: &mut BenchStats, time_phases: bool| -> Result<()> {
             let refs: Vec<&Example> = exs.iter().collect();
+            let plan = StepPlan { time_phases, ..plan };
             let step =
                 step_gradients(&model, &*adapter, &refs, plan, &device).ok_or_else(|| anyhow!("a batch has no tokens to predict"))?;
-            if let Some(s) = stats {
-                s.add(&step);
-            }
+            stats.add(&step);
+            stats.losses.push(step.nats / std::f64::consts::LN_2);
+            let t = Instant::now();
             apply_gradients(adapter, &mut opt, step.grads, Some(1.0), 1e-4);
+            if time_phases {
+                host_reads::read_scalar(adapter.params()[0].clone().inner().sum());
+                stats.optimizer += t.elapsed().as_secs_f64();
+            }
             Ok(())
         };
         eprintln!(
@@ -227,19 +248,23 @@ impl BackendTask for BenchTask<'_> {
         );
         let rss_before = memory::current_rss_bytes();
         memory::reset_peak_rss();
-        let t = Instant::now();
-        step(&mut adapter, &steps[0], None)?;
-        eprintln!("warm-up step: {:.2} s", t.elapsed().as_secs_f64());
+        let warmup = a.warmup.min(steps.len() - 1);
+        for exs in &steps[..warmup] {
+            let t = Instant::now();
+            step(&mut adapter, exs, &mut BenchStats::default(), false)?;
+            eprintln!("warm-up step: {:.2} s", t.elapsed().as_secs_f64());
+        }
+        let timed = &steps[warmup..];
         let reads_before = host_reads::count();
         let t = Instant::now();
-        for exs in &steps[1..] {
-            step(&mut adapter, exs, Some(&mut stats))?;
+        for exs in timed {
+            step(&mut adapter, exs, &mut stats, false)?;
         }
         let reads = host_reads::count() - reads_before;
         // Make sure queued GPU work is done before stopping the clock.
         let _ = adapter.params()[0].clone().sum().into_scalar();
         let secs = t.elapsed().as_secs_f64();
-        let n_steps = steps.len() - 1;
+        let n_steps = timed.len();
         let tps = stats.tokens as f64 / secs;
         // Mean row length of the timed steps, for attention's FLOPs.
         let seq = if a.data { stats.tokens as f64 / stats.rows.max(1) as f64 } else { a.seq as f64 };
@@ -247,11 +272,12 @@ impl BackendTask for BenchTask<'_> {
         let p_matmul = p; // targets + output head (the embedding lookup is no matmul; its size stands for the head)
         let flops_per_token = 4.0 * p_matmul + 12.0 * c.num_layers as f64 * seq * c.hidden_size as f64;
         let on_cpu = backend == "ndarray" || device_name.to_lowercase().starts_with("cpu");
-        let peak = a.peak_tflops.unwrap_or(match (on_cpu, bf16) {
-            (true, _) => cpu_peak_tflops(),
-            (false, false) => 67.0,
-            (false, true) => 989.0,
-        });
+        let (peak, peak_name) = match (a.peak_tflops, on_cpu, bf16) {
+            (Some(p), ..) => (p, "given"),
+            (None, true, _) => (cpu_peak_tflops(), "cores × clock × 32 f32 FLOP/cycle"),
+            (None, false, false) => (494.7, "H100/H200 SXM dense TF32 tensor cores"),
+            (None, false, true) => (989.4, "H100/H200 SXM dense bf16 tensor cores"),
+        };
         let achieved = tps * flops_per_token / 1e12;
         let gib = memory::gib;
         println!("backend      {backend} ({device_name}), {}", if bf16 { "bf16 base, f32 adapters and loss" } else { "f32" });
@@ -278,7 +304,7 @@ impl BackendTask for BenchTask<'_> {
         println!("workers      busy {} of {secs:.1} s", busy.join(", "));
         println!("FLOP/token   {:.3e} (4·P + 12·L·s·d, P = {:.1}M matmul weights)", flops_per_token, p_matmul / 1e6);
         println!("achieved     {achieved:.3} TFLOP/s");
-        println!("MFU          {:.1} % of {peak:.3} TFLOP/s peak", 100.0 * achieved / peak);
+        println!("MFU          {:.1} % of {peak:.3} TFLOP/s peak ({peak_name})", 100.0 * achieved / peak);
         if let (Some(peak), Some(before)) = (memory::peak_rss_bytes(), rss_before) {
             println!(
                 "memory       peak RSS {:.2} GiB ({:.2} GiB over the loaded model; estimated {:.2} GiB)",
@@ -287,10 +313,32 @@ impl BackendTask for BenchTask<'_> {
                 gib(footprint.bytes(micro_tokens))
             );
         }
+        if a.phases {
+            let mut ph = BenchStats { workers: vec![0.0; workers], ..Default::default() };
+            for exs in timed {
+                step(&mut adapter, exs, &mut ph, true)?;
+            }
+            let n = n_steps as f64;
+            println!(
+                "phases       forward {:.3} s, backward {:.3} s, optimizer {:.3} s per step (synced at each boundary; summed over micro-batches)",
+                ph.forward / n,
+                ph.backward / n,
+                ph.optimizer / n
+            );
+        }
+        println!(
+            "summary      backend={backend} precision={} batch={batch} seq={seq:.0} micro_tokens={micro_tokens} step_s={:.4} tokens_per_s={tps:.1} host_reads_per_step={:.1} mfu_pct={:.2}",
+            if bf16 { "bf16" } else { "f32" },
+            secs / n_steps as f64,
+            reads as f64 / n_steps as f64,
+            100.0 * achieved / peak
+        );
+        let losses: Vec<String> = stats.losses.iter().map(|l| format!("{l:.5}")).collect();
+        println!("losses       {} (bits, per timed step)", losses.join(" "));
         if a.eval {
             let valid = adapter.valid();
             let eval_model = model.valid();
-            let examples: Vec<Example> = steps[1..].concat();
+            let examples: Vec<Example> = timed.concat();
             let t = Instant::now();
             let report = evaluate(&eval_model, &valid, &examples, EvalPlan { micro_tokens, max_len, workers }, &device, |_, _| {});
             println!("eval         {:.1} tokens/s (forward only)", report.tokens_processed as f64 / t.elapsed().as_secs_f64());
@@ -308,6 +356,12 @@ struct BenchStats {
     micro_batches: usize,
     /// Busy seconds per worker.
     workers: Vec<f64>,
+    /// Seconds in forward, backward and optimizer phases (with `--phases`).
+    forward: f64,
+    backward: f64,
+    optimizer: f64,
+    /// Each step's training loss in bits.
+    losses: Vec<f64>,
 }
 
 impl BenchStats {
@@ -318,6 +372,10 @@ impl BenchStats {
         self.micro_batches += s.micro_batches;
         for (w, b) in self.workers.iter_mut().zip(&s.busy) {
             *w += b;
+        }
+        if let Some((f, b)) = s.phases {
+            self.forward += f;
+            self.backward += b;
         }
     }
 }

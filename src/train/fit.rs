@@ -153,7 +153,7 @@ where
 
     let steps_per_epoch = train.len().div_ceil(cfg.batch.max(1)) as u64;
     let total_steps = steps_per_epoch * cfg.epochs as u64;
-    let step_plan = StepPlan { max_len: cfg.max_len, loss_on: cfg.loss_on, micro_tokens, workers: opts.workers };
+    let step_plan = StepPlan { max_len: cfg.max_len, loss_on: cfg.loss_on, micro_tokens, workers: opts.workers, time_phases: false };
     let plan = EvalPlan { micro_tokens, max_len: cfg.max_len, workers: opts.workers };
     let mut done_this_session = 0;
     for epoch in start_epoch..=cfg.epochs {

@@ -2,6 +2,8 @@
 //! ([`crate::model::head_loss`]), with the surrogate whose `backward()` gives
 //! the adapter's gradients, computed over data-parallel micro-batches.
 
+use std::time::Instant;
+
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
@@ -54,6 +56,10 @@ pub struct StepPlan {
     pub micro_tokens: usize,
     /// Threads computing micro-batches ([`super::backend::training_workers`]).
     pub workers: usize,
+    /// Wait for the device after each micro-batch's forward and backward
+    /// pass and time them ([`StepGradients::phases`]): for `peftc bench
+    /// --phases` only, as each wait is a host read.
+    pub time_phases: bool,
 }
 
 /// Loss and gradients of one training batch.
@@ -71,6 +77,9 @@ pub struct StepGradients<B: Backend> {
     pub micro_batches: usize,
     /// Seconds each worker spent computing micro-batches.
     pub busy: Vec<f64>,
+    /// With [`StepPlan::time_phases`]: seconds in the forward passes (to
+    /// the loss) and in the backward passes, summed over micro-batches.
+    pub phases: Option<(f64, f64)>,
 }
 
 /// The batch's mean loss over the positions `plan.loss_on` selects and its
@@ -100,7 +109,7 @@ where
     B: AutodiffBackend,
     M: CausalLm<B> + Sync,
 {
-    let StepPlan { max_len, loss_on, micro_tokens, workers } = plan;
+    let StepPlan { max_len, loss_on, micro_tokens, workers, time_phases } = plan;
     let lens: Vec<usize> = examples.iter().map(|e| e.tokens.len().min(max_len)).collect();
     // Tapered with several workers: they then finish the step together.
     let groups = micro_batches(&lens, micro_tokens, workers > 1);
@@ -114,22 +123,32 @@ where
     let tokens = batches.iter().map(|b| b.tokens).sum();
     let inner = adapter.valid();
     let one = |b: &Batch<B>| {
+        let t0 = Instant::now();
         let adapter = Adapter::<B>::from_inner(&inner);
         let (mask, _) = b.selected(loss_on);
         let (nats, loss) = loss_and_surrogate(model, &adapter, b, mask, n);
+        if time_phases {
+            read_scalar(nats.clone());
+        }
+        let t1 = Instant::now();
         let grads = loss.backward();
         let g: Vec<Tensor<B::InnerBackend, 1>> =
             adapter.params().iter().map(|p| p.grad(&grads).unwrap_or_else(|| p.clone().inner().zeros_like())).collect();
-        (nats, g)
+        if time_phases {
+            read_scalar(g[g.len() - 1].clone().sum());
+        }
+        let phases = ((t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64());
+        (nats, g, phases)
     };
-    type Part<T> = (T, Vec<T>);
-    let add = |acc: Option<Part<Tensor<B::InnerBackend, 1>>>, (nats, g): Part<Tensor<B::InnerBackend, 1>>| match acc {
-        None => Some((nats, g)),
-        Some((a, grads)) => Some((a + nats, grads.into_iter().zip(g).map(|(x, y)| x + y).collect())),
+    type Part<T> = (T, Vec<T>, (f64, f64));
+    let add = |acc: Option<Part<Tensor<B::InnerBackend, 1>>>, (nats, g, (f, b)): Part<Tensor<B::InnerBackend, 1>>| match acc {
+        None => Some((nats, g, (f, b))),
+        Some((a, grads, (fa, ba))) => Some((a + nats, grads.into_iter().zip(g).map(|(x, y)| x + y).collect(), (fa + f, ba + b))),
     };
     let (sum, busy) = ordered_fold(&batches, workers, one, None, add);
-    let (nats, grads) = sum?;
+    let (nats, grads, phases) = sum?;
     // The step's one read back to the host.
     let nats = read_scalar(nats);
-    Some(StepGradients { nats, grads, tokens, padded_tokens, rows: examples.len() as u64, micro_batches: batches.len(), busy })
+    let phases = time_phases.then_some(phases);
+    Some(StepGradients { nats, grads, tokens, padded_tokens, rows: examples.len() as u64, micro_batches: batches.len(), busy, phases })
 }

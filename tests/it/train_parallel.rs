@@ -69,7 +69,7 @@ fn examples() -> Vec<Example> {
 }
 
 fn plan(loss_on: LossOn, micro_tokens: usize, workers: usize) -> StepPlan {
-    StepPlan { max_len: 8, loss_on, micro_tokens, workers }
+    StepPlan { max_len: 8, loss_on, micro_tokens, workers, time_phases: false }
 }
 
 #[test]
