@@ -17,7 +17,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::model::precision;
 
-/// Logits per chunk: rows × vocab stays near this many elements (32 MB f32).
+/// Logits per chunk: rows × vocab stays at most this many elements (128 MB f32).
 pub const CHUNK_ELEMENTS: usize = 32 << 20;
 
 /// Per-token losses and, when weights were given, the gradient of the
@@ -30,7 +30,8 @@ pub struct HeadLoss<B: Backend> {
 }
 
 /// Negative log-likelihood of `targets` under `softmax(hidden · head)`, and
-/// optionally its weighted gradient with respect to `hidden`.
+/// optionally its weighted gradient with respect to `hidden`, in chunks of
+/// equal size ([`balanced_rows`]).
 ///
 /// # Shapes
 /// - `hidden`: `[tokens, d]`
@@ -46,8 +47,18 @@ pub fn head_loss<B: Backend>(
     targets: Tensor<B, 1, Int>,
     weights: Option<Tensor<B, 1>>,
 ) -> HeadLoss<B> {
-    let vocab = head.dims()[1];
-    head_loss_chunked(hidden, head, head_t, targets, weights, (CHUNK_ELEMENTS / vocab.max(1)).max(1))
+    let (n, vocab) = (hidden.dims()[0], head.dims()[1]);
+    let rows = balanced_rows(n, (CHUNK_ELEMENTS / vocab.max(1)).max(1));
+    head_loss_chunked(hidden, head, head_t, targets, weights, rows)
+}
+
+/// Rows per chunk for `n` tokens and at most `max_rows` per chunk, equal
+/// across the chunks (2,048 tokens at 682 at most: 4 chunks of 512, not
+/// 682/682/682/2, whose last chunk is a product too small to pay its launch).
+pub fn balanced_rows(n: usize, max_rows: usize) -> usize {
+    let max_rows = max_rows.max(1);
+    let chunks = n.div_ceil(max_rows).max(1);
+    n.div_ceil(chunks).max(1)
 }
 
 /// [`head_loss`] with an explicit chunk of `rows` tokens (for tests).
@@ -100,4 +111,18 @@ pub fn head_loss_chunked<B: Backend>(
 /// - `hidden`: `[tokens, d]` (tracked), `grad`: `[tokens, d]` (inner backend)
 pub fn surrogate<B: AutodiffBackend>(hidden: Tensor<B, 2>, grad: Tensor<B::InnerBackend, 2>) -> Tensor<B, 1> {
     precision::to_full(hidden).mul(Tensor::from_inner(grad)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_rows;
+
+    #[test]
+    fn chunks_are_equal_not_full_then_a_remainder() {
+        assert_eq!(balanced_rows(2048, 682), 512);
+        assert_eq!(balanced_rows(682, 682), 682);
+        assert_eq!(balanced_rows(683, 682), 342);
+        assert_eq!(balanced_rows(5, 682), 5);
+        assert_eq!(balanced_rows(0, 682), 1);
+    }
 }
