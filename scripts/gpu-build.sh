@@ -16,6 +16,6 @@ build() { # name, features, target dir
     strip "gpu/bin/$1"
 }
 build peftc-cpu "" target
-build peftc-cuda "--no-default-features --features cuda" target/cuda
-build peftc-fusion "--no-default-features --features fusion" target/fusion
+build peftc-cuda "--features cuda" target/cuda
+build peftc-fusion "--features fusion" target/fusion
 ls -la gpu/bin

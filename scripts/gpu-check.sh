@@ -59,15 +59,21 @@ d_uc = max((abs(a - b) for a, b in zip(unf, cpu)), default=float("nan")) if ok e
 print(f"{'yes' if ok and d_fu <= 1e-3 else 'no'} (max |fused - unfused| {d_fu:.2e}, |unfused - cpu| {d_uc:.2e} bits over {len(unf or [])} steps)")
 PY
 )
+[ "${GPU_CHECK_DRY:-0}" = 1 ] && FUSION_OK="$FUSION_OK [dry run: the CPU build against itself]"
 echo "fusion accepted: $FUSION_OK" | tee "$OUT/fusion.txt"
 
 # 2. The bench matrix and PyTorch + PEFT at the same shapes.
 : > "$OUT/summary.txt"
 for b in $BUILDS; do for p in $PRECISIONS; do for s in $SHAPES; do
     bs=${s%x*}; sq=${s#*x}
+    # GPU memory, sampled every 200 ms while the bench runs (peak in MiB).
+    (nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$OUT/mem-$b-$p-$s.txt" 2>/dev/null &
+     echo $! > "$OUT/mem.pid"; wait) &
     timeout 300 "$BIN/peftc-$b" bench --model "$MODEL" --scheme specs/compare/compare.peft --backend "$BACKEND" \
         --precision "$p" --batch "$bs" --seq "$sq" --warmup "$WARM" --steps "$STEPS" --phases > "$OUT/bench-$b-$p-$s.txt" 2>&1
-    grep '^summary' "$OUT/bench-$b-$p-$s.txt" | sed "s/^summary */build=$b /" >> "$OUT/summary.txt" || echo "build=$b precision=$p shape=$s failed" >> "$OUT/summary.txt"
+    kill "$(cat "$OUT/mem.pid" 2>/dev/null)" 2>/dev/null; wait 2>/dev/null
+    mib=$(sort -n "$OUT/mem-$b-$p-$s.txt" 2>/dev/null | tail -1); mib=${mib:-?}
+    grep '^summary' "$OUT/bench-$b-$p-$s.txt" | sed "s/^summary */build=$b gpu_mib=$mib /" >> "$OUT/summary.txt" || echo "build=$b precision=$p shape=$s failed" >> "$OUT/summary.txt"
 done; done; done
 for p in $PRECISIONS; do for s in $SHAPES; do
     bs=${s%x*}; sq=${s#*x}; flag=""; [ "$p" = bf16 ] && flag=--bf16
@@ -94,10 +100,10 @@ rows = []
 for l in open(f"{out}/summary.txt"):
     kv = dict(x.split("=", 1) for x in l.split() if "=" in x)
     rows.append(kv)
-print("| build | precision | batch × seq | step s | tokens/s | host reads/step | MFU % |")
-print("|---|---|---|---:|---:|---:|---:|")
+print("| build | precision | batch × seq | step s | tokens/s | host reads/step | MFU % | GPU MiB |")
+print("|---|---|---|---:|---:|---:|---:|---:|")
 for r in rows:
-    print(f"| {r.get('build')} | {r.get('precision')} | {r.get('batch','?')} × {r.get('seq', r.get('shape','?'))} | {r.get('step_s','—')} | {r.get('tokens_per_s','failed')} | {r.get('host_reads_per_step','—')} | {r.get('mfu_pct','—')} |")
+    print(f"| {r.get('build')} | {r.get('precision')} | {r.get('batch','?')} × {r.get('seq', r.get('shape','?'))} | {r.get('step_s','—')} | {r.get('tokens_per_s','failed')} | {r.get('host_reads_per_step','—')} | {r.get('mfu_pct','—')} | {r.get('gpu_mib','—')} |")
 print()
 print("fusion accepted:", open(f"{out}/fusion.txt").read().split(":", 1)[1].strip())
 for m in glob.glob(f"{out}/epoch/runs/*/*/metrics.json"):

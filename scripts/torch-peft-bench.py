@@ -57,4 +57,4 @@ dt = (time.time() - t) / a.steps
 tps = a.batch * a.seq / dt
 mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
 print(f"torch {torch.__version__}, {threads} threads, attn={model.config._attn_implementation}, {a.device}: step {dt:.3f} s, {tps:.1f} tokens/s, peak {mem:.2f} GiB")
-print(f"summary      backend=torch-{a.device} precision={'bf16' if a.bf16 else 'f32'} batch={a.batch} seq={a.seq} step_s={dt:.4f} tokens_per_s={tps:.1f}")
+print(f"summary      backend=torch-{a.device} precision={'bf16' if a.bf16 else 'f32'} batch={a.batch} seq={a.seq} step_s={dt:.4f} tokens_per_s={tps:.1f} gpu_mib={mem * 1024:.0f}")
