@@ -4,7 +4,8 @@
 //! Enters: what a training session records. Leaves: files that `peftc run`
 //! (skip/resume), `merge`, `export-peft` and the reports read back.
 //! [`RunDir`] owns every file name; [`metrics::RunMetrics`] is
-//! `metrics.json`; [`tensor_file`] the f32 safetensors of adapters and
+//! `metrics.json`; [`step_log`] `steps.jsonl` (the per-step training
+//! curve); [`tensor_file`] the f32 safetensors of adapters and
 //! optimizer states. Every file is written atomically
 //! ([`atomic::write_atomic`], also used for model files and reports). This
 //! stage depends on no other: the run id that names a run's content is
@@ -13,6 +14,7 @@
 pub mod atomic;
 pub mod metrics;
 pub mod run_dir;
+pub mod step_log;
 pub mod tensor_file;
 
 pub use run_dir::RunDir;

@@ -57,6 +57,11 @@ impl RunDir {
         self.path.join("scheme.peft")
     }
 
+    /// The per-step training curve ([`super::step_log`]).
+    pub fn steps(&self) -> PathBuf {
+        self.path.join("steps.jsonl")
+    }
+
     pub fn adapter(&self) -> PathBuf {
         self.path.join("adapter.safetensors")
     }

@@ -22,6 +22,7 @@ use crate::lower::adapter_file::save_adapter;
 use crate::model::causal_lm::CausalLm;
 use crate::runs::RunDir;
 use crate::runs::metrics::{EpochMetrics, RunMetrics, RunStatus};
+use crate::runs::step_log::{StepLog, StepRecord};
 
 /// Everything about training that affects the result (hashed into the run
 /// id: see [`super::run_id`]).
@@ -118,7 +119,8 @@ pub fn apply_gradients<B: AutodiffBackend>(
 
 /// Train `adapter` for the remaining epochs of `cfg`, resuming from the
 /// run's checkpoint when it holds this run's last end-of-epoch state.
-/// Updates and writes `metrics.json` after every epoch; on completion
+/// Appends every step to `steps.jsonl` ([`crate::runs::step_log`]) and
+/// updates and writes `metrics.json` after every epoch; on completion
 /// writes the trained adapter. A NaN/Inf loss ends the run with status
 /// `Diverged` (returned as `Ok`); I/O problems are errors.
 pub fn fit<B, M, E>(
@@ -146,6 +148,7 @@ where
         metrics.wall_seconds = prev.wall_seconds;
         wall_before = metrics.wall_seconds;
     }
+    let (mut step_log, mut run_tokens) = StepLog::open(&run.steps(), start_epoch)?;
     metrics.status = RunStatus::Incomplete;
     metrics.trainable_params = adapter.num_trainable();
     metrics.micro_tokens = Some(micro_tokens);
@@ -188,6 +191,8 @@ where
             loss_sum += nats / LN2;
             steps += 1;
             tokens += step.tokens;
+            run_tokens += step.tokens;
+            step_log.append(&StepRecord { epoch, step: si + 1, tokens: run_tokens, loss_bits: nats / LN2, lr })?;
             progress.step(si as u64 + 1, nats / LN2, step.tokens, lr);
         }
         let train_seconds = t0.elapsed().as_secs_f64();

@@ -102,6 +102,9 @@ experiment cli {{
         // The same 8 examples seen twice: the second epoch's train loss is lower.
         assert!(m.epochs[1].train_bits < m.epochs[0].train_bits, "{:?}", m.epochs);
         assert!(dir.join("adapter.safetensors").exists() && dir.join("run.json").exists());
+        // 8 examples in batches of 4, 2 epochs: 4 steps on the curve.
+        let steps = peftc::runs::step_log::read(&dir.join("steps.jsonl"));
+        assert_eq!(steps.iter().map(|r| (r.epoch, r.step)).collect::<Vec<_>>(), vec![(1, 1), (1, 2), (2, 1), (2, 2)]);
         // `micro_tokens: auto` on the CPU: 512 padded tokens (the memory is there).
         assert_eq!(m.micro_tokens, Some(512));
         let rss = m.peak_rss_bytes.expect("peak RSS recorded");

@@ -10,6 +10,7 @@ use peftc::data::{Example, LossOn};
 use peftc::runs::RunDir;
 use peftc::runs::metrics::RunMetrics;
 use peftc::runs::metrics::RunStatus;
+use peftc::runs::step_log::read as read_steps;
 use peftc::runs::tensor_file as st;
 use peftc::train::{OptimizerConfig, OptimizerKind, Schedule, ScheduleKind, TrainConfig, TrainInputs, TrainOptions, fit};
 
@@ -79,6 +80,22 @@ fn resume_after_interruption_matches_uninterrupted_run() {
         assert!((a.train_bits - b.train_bits).abs() < 1e-6, "{a:?} vs {b:?}");
         assert!((a.test_bits_all - b.test_bits_all).abs() < 1e-6, "{a:?} vs {b:?}");
         assert!((a.test_bits_completion - b.test_bits_completion).abs() < 1e-6, "{a:?} vs {b:?}");
+    }
+    // The per-step curve: every step once, even across the interruption, and
+    // each epoch's mean is its recorded train loss.
+    let (sa, sb) = (read_steps(&full_dir.path().join("steps.jsonl")), read_steps(&dir.path().join("steps.jsonl")));
+    assert_eq!(sa.len(), 3 * 5, "20 examples in batches of 4, 3 epochs");
+    assert_eq!(sa.len(), sb.len());
+    for (a, b) in sa.iter().zip(&sb) {
+        assert_eq!((a.epoch, a.step, a.tokens), (b.epoch, b.step, b.tokens));
+        assert!((a.loss_bits - b.loss_bits).abs() < 1e-6 && a.lr == b.lr, "{a:?} vs {b:?}");
+    }
+    assert!(sa.windows(2).all(|w| w[1].tokens > w[0].tokens));
+    assert_eq!(sa.last().unwrap().tokens, full.epochs.iter().map(|e| e.train_tokens).sum::<u64>());
+    for e in &full.epochs {
+        let losses: Vec<f64> = sa.iter().filter(|r| r.epoch == e.epoch).map(|r| r.loss_bits).collect();
+        let mean = losses.iter().sum::<f64>() / losses.len() as f64;
+        assert!((mean - e.train_bits).abs() < 1e-12, "epoch {}: {mean} vs {}", e.epoch, e.train_bits);
     }
     let wa = st::load(&full_dir.path().join("adapter.safetensors")).unwrap();
     let wb = st::load(&dir.path().join("adapter.safetensors")).unwrap();
