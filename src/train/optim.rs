@@ -145,29 +145,19 @@ impl<B: Backend> Optimizer<B> {
         if step == 0 {
             return Ok(());
         }
-        let flat = |prefix: &str| -> Option<(Vec<usize>, Vec<f32>)> {
+        // One flat moment from its per-tensor pieces `{prefix}.{i}`.
+        let load = |prefix: &str| -> Result<Tensor<B, 1>> {
             let parts: Option<Vec<&F32Tensor>> = (0..sizes.len()).map(|i| state.get(&format!("{prefix}.{i}"))).collect();
-            let parts = parts?;
-            Some((parts.iter().map(|t| t.data.len()).collect(), parts.iter().flat_map(|t| t.data.iter().copied()).collect()))
-        };
-        let upload = |data: Vec<f32>| {
+            let Some(parts) = parts else { bail!("checkpoint's optimizer state is missing moments") };
+            if parts.iter().map(|t| t.data.len()).ne(sizes.iter().copied()) {
+                bail!("checkpoint's optimizer moments are for tensors of other sizes than the adapter's");
+            }
+            let data: Vec<f32> = parts.iter().flat_map(|t| t.data.iter().copied()).collect();
             let n = data.len();
-            Tensor::<B, 1>::from_data(TensorData::new(data, [n]).convert::<B::FloatElem>(), device)
+            Ok(Tensor::from_data(TensorData::new(data, [n]).convert::<B::FloatElem>(), device))
         };
-        if needs_m {
-            let Some((got, data)) = flat("m") else { bail!("checkpoint's optimizer state is missing moments") };
-            if got != sizes {
-                bail!("checkpoint's optimizer moments are for tensors of other sizes than the adapter's");
-            }
-            self.m = Some(upload(data));
-        }
-        if needs_v {
-            let Some((got, data)) = flat("v") else { bail!("checkpoint's optimizer state is missing moments") };
-            if got != sizes {
-                bail!("checkpoint's optimizer moments are for tensors of other sizes than the adapter's");
-            }
-            self.v = Some(upload(data));
-        }
+        self.m = if needs_m { Some(load("m")?) } else { None };
+        self.v = if needs_v { Some(load("v")?) } else { None };
         self.sizes = sizes.to_vec();
         Ok(())
     }

@@ -10,7 +10,7 @@ use lower_common::*;
 use peftc::data::{Batch, Example, LossOn};
 use peftc::model::causal_lm::CausalLm;
 use peftc::model::head_loss::{head_loss_chunked, surrogate};
-use peftc::train::loss::{StepPlan, step_gradients};
+use peftc::train::loss::{StepGradients, StepPlan, step_gradients};
 
 type B = NdArray<f32>;
 type Ad = Autodiff<B>;
@@ -68,6 +68,16 @@ fn examples() -> Vec<Example> {
         .collect()
 }
 
+/// `a`'s loss and gradients equal `b`'s up to float summation order.
+fn assert_same_step(a: &StepGradients<B>, b: &StepGradients<B>, what: &str) {
+    assert!((a.nats - b.nats).abs() < 1e-5, "{what}: loss {} vs {}", a.nats, b.nats);
+    for (x, g) in a.grads.iter().zip(&b.grads) {
+        let scale = max_abs(g.clone()).max(1e-6);
+        let diff = max_abs(x.clone() - g.clone());
+        assert!(diff < 1e-4 * scale, "{what}: gradient differs by {diff} (scale {scale})");
+    }
+}
+
 fn plan(loss_on: LossOn, micro_tokens: usize, workers: usize) -> StepPlan {
     StepPlan { max_len: 8, loss_on, micro_tokens, workers, time_phases: false }
 }
@@ -106,23 +116,13 @@ fn micro_batches_on_threads_give_the_full_batch_gradient() {
             let seq = step_gradients(&model, &adapter, &refs, plan(loss_on, budget, 1), &dev).unwrap();
             assert_eq!((seq.micro_batches, seq.tokens), (parts, one.tokens), "budget {budget}");
             assert!(seq.padded_tokens <= (parts * budget) as u64);
-            assert!((seq.nats - one.nats).abs() < 1e-5, "budget {budget}: loss {} vs {}", seq.nats, one.nats);
-            for (a, g) in seq.grads.iter().zip(&one.grads) {
-                let scale = max_abs(g.clone()).max(1e-6);
-                let diff = max_abs(a.clone() - g.clone());
-                assert!(diff < 1e-4 * scale, "budget {budget}: gradient differs by {diff} (scale {scale})");
-            }
+            assert_same_step(&seq, &one, &format!("budget {budget}"));
             // Workers take micro-batches as they are free, but the sum runs in
             // micro-batch order: the same bits for any number of workers > 1
             // (with one worker the tail is not tapered, so the split differs).
             let two = step_gradients(&model, &adapter, &refs, plan(loss_on, budget, 2), &dev).unwrap();
             assert!(two.micro_batches >= parts && two.busy.len() == 2, "budget {budget}");
-            assert!((two.nats - one.nats).abs() < 1e-5, "budget {budget}, 2 workers: loss {} vs {}", two.nats, one.nats);
-            for (a, g) in two.grads.iter().zip(&one.grads) {
-                let scale = max_abs(g.clone()).max(1e-6);
-                let diff = max_abs(a.clone() - g.clone());
-                assert!(diff < 1e-4 * scale, "budget {budget}, 2 workers: gradient differs by {diff} (scale {scale})");
-            }
+            assert_same_step(&two, &one, &format!("budget {budget}, 2 workers"));
             for workers in [3, 5] {
                 let par = step_gradients(&model, &adapter, &refs, plan(loss_on, budget, workers), &dev).unwrap();
                 assert_eq!(par.micro_batches, two.micro_batches);
