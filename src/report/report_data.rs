@@ -17,8 +17,9 @@ use serde::Serialize;
 
 use super::format;
 use super::run_entry::RunEntry;
-use super::svg::{self, HLine, LinePlot, Mark, ScatterPoint, Series, XAxis};
+use super::svg::{self, Draw, HLine, LinePlot, Mark, ScatterPoint, Series, XAxis};
 use crate::runs::metrics::{RunMetrics, RunStatus};
+use crate::runs::step_log::StepRecord;
 
 /// One scheme argument cell.
 #[derive(Debug, Clone, Serialize)]
@@ -665,11 +666,13 @@ impl ReportData {
                     name: r.run_name.clone(),
                     style: r.style,
                     points: m.epochs.iter().map(|ep| (ep.epoch as f64, ep.train_bits)).collect(),
+                    draw: Draw::LineAndMarkers,
                 });
                 test.push(Series {
                     name: r.run_name.clone(),
                     style: r.style,
                     points: m.epochs.iter().map(|ep| (ep.epoch as f64, selected(ep))).collect(),
+                    draw: Draw::LineAndMarkers,
                 });
             }
             if m.status == RunStatus::Complete
@@ -708,6 +711,13 @@ impl ReportData {
                 }
                 .to_svg(),
             });
+        }
+        for (e, r) in sorted.iter().zip(rows) {
+            if let (Some(m), steps) = (e.metrics(), e.steps())
+                && !steps.is_empty()
+            {
+                plots.push(curve_plot(m, steps, r, loss_on, base));
+            }
         }
         if !points.is_empty() {
             let title = "Trainable parameters vs best test loss (complete runs)";
@@ -793,7 +803,12 @@ impl ReportData {
             .map(|(i, l)| {
                 let mut p: Vec<(f64, f64)> = pts.iter().filter(|(_, pl, _)| pl == l).map(|(v, _, b)| (x_of(v), *b)).collect();
                 p.sort_by(|a, b| a.0.total_cmp(&b.0));
-                Series { name: if l.is_empty() { scheme.to_string() } else { format!("{scheme} ({l})") }, style: i, points: p }
+                Series {
+                    name: if l.is_empty() { scheme.to_string() } else { format!("{scheme} ({l})") },
+                    style: i,
+                    points: p,
+                    draw: Draw::LineAndMarkers,
+                }
             })
             .collect();
         let marks = match &numeric {
@@ -817,6 +832,52 @@ impl ReportData {
             }
             .to_svg(),
         })
+    }
+}
+
+/// A run's training curve: per-step train loss (a light raw line under its
+/// exponential moving average, α = min(1, 10 / steps), so it averages over
+/// about a tenth of the run) against the run's training tokens, with the
+/// end-of-epoch test losses (over the selected tokens) as markers at the
+/// tokens where each epoch ended.
+fn curve_plot(m: &RunMetrics, steps: &[StepRecord], r: &RunRow, loss_on: &str, base: &[HLine]) -> Plot {
+    let raw: Vec<(f64, f64)> = steps.iter().map(|s| (s.tokens as f64, s.loss_bits)).collect();
+    let alpha = (10.0 / steps.len() as f64).min(1.0);
+    let mut ema = Vec::with_capacity(raw.len());
+    let mut acc: Option<f64> = None;
+    for &(x, y) in &raw {
+        if y.is_finite() {
+            acc = Some(acc.map_or(y, |a| a + alpha * (y - a)));
+        }
+        ema.push((x, acc.unwrap_or(f64::NAN)));
+    }
+    let test: Vec<(f64, f64)> = m
+        .epochs
+        .iter()
+        .filter_map(|ep| {
+            let end = steps.iter().filter(|s| s.epoch == ep.epoch).map(|s| s.tokens).max()?;
+            let bits = if m.loss_on == "completion" { ep.test_bits_completion } else { ep.test_bits_all };
+            Some((end as f64, bits))
+        })
+        .collect();
+    let title = format!("Training curve: {}", r.run_name);
+    Plot {
+        file: format!("curve-{}.svg", slug(&r.run_name)),
+        title: title.clone(),
+        svg: LinePlot {
+            title,
+            x_label: "training tokens".into(),
+            y_label: format!("bits per token ({loss_on})"),
+            x_axis: XAxis::Linear,
+            series: vec![
+                Series { name: "train, per step".into(), style: r.style, points: raw, draw: Draw::Raw },
+                Series { name: "train (moving average)".into(), style: r.style, points: ema, draw: Draw::Line },
+                Series { name: "test, end of epoch".into(), style: r.style + 1, points: test, draw: Draw::Markers },
+            ],
+            hlines: base.to_vec(),
+            marks: Vec::new(),
+        }
+        .to_svg(),
     }
 }
 
@@ -867,7 +928,7 @@ mod tests {
             ..RunMetrics::blank("e", name, "")
         };
         m.best = m.compute_best();
-        RunEntry::Recorded { dir_name: name.into(), metrics: Box::new(m) }
+        RunEntry::Recorded { dir_name: name.into(), metrics: Box::new(m), steps: vec![] }
     }
 
     #[test]
@@ -990,5 +1051,35 @@ mod tests {
         assert_eq!(slug("..hidden"), "hidden");
         assert_eq!(slug("lora-gamma=32"), "lora-gamma=32");
         assert_eq!(slug(""), "_");
+    }
+
+    #[test]
+    fn recorded_steps_give_a_training_curve_per_run() {
+        let c = || RunStatus::Complete;
+        let mut with_steps = run("lora", serde_json::json!({}), &[], c(), &[2.0, 1.8]);
+        if let RunEntry::Recorded { steps, .. } = &mut with_steps {
+            // Two epochs of 4 steps, 100 tokens each; one NaN step breaks nothing.
+            *steps = (0..8)
+                .map(|i| StepRecord {
+                    epoch: 1 + i / 4,
+                    step: 1 + i % 4,
+                    tokens: 100 * (i as u64 + 1),
+                    loss_bits: if i == 5 { f64::NAN } else { 3.0 - 0.1 * i as f64 },
+                    lr: 1e-3,
+                })
+                .collect();
+        }
+        let without = run("dora", serde_json::json!({}), &[], c(), &[2.1]);
+        let r = ReportData::build("e", &[with_steps, without]);
+        let curves: Vec<&Plot> = r.plots.iter().filter(|p| p.file.starts_with("curve-")).collect();
+        assert_eq!(curves.len(), 1, "only the run with a recorded curve");
+        assert_eq!(curves[0].file, "curve-lora.svg");
+        let svg = &curves[0].svg;
+        assert!(svg.contains("training tokens") && svg.contains("Training curve: lora"));
+        // The raw line (light, split at the NaN step) under the moving average.
+        assert_eq!(svg.matches(r#"stroke-opacity="0.3""#).count(), 2, "{svg}");
+        // End-of-epoch test losses as markers at the epochs' last tokens (400, 800).
+        assert_eq!(svg.matches(r##"r="5" stroke="#fff""##).count(), 2);
+        assert!(svg.contains("test, end of epoch: 2.000") && svg.contains("test, end of epoch: 1.800"), "{svg}");
     }
 }

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::runs::metrics::RunMetrics;
+use crate::runs::step_log::StepRecord;
 
 /// Stands in for a float written as `null` while parsing; never a real loss.
 const NULL_FLOAT: f64 = -1.234_567_890_123e300;
@@ -78,7 +79,8 @@ pub fn parse_metrics(text: &str) -> Result<RunMetrics, serde_json::Error> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEntry {
     /// `metrics.json` was read.
-    Recorded { dir_name: String, metrics: Box<RunMetrics> },
+    /// With the run's training curve (`steps.jsonl`; empty when absent).
+    Recorded { dir_name: String, metrics: Box<RunMetrics>, steps: Vec<StepRecord> },
     /// Planned, or a run directory without `metrics.json` (never started, or
     /// killed before its first write).
     Missing { run_name: String },
@@ -97,7 +99,10 @@ impl RunEntry {
         match fs::read_to_string(&path) {
             Err(e) => RunEntry::Unreadable { run_name: dir_name, error: format!("reading {}: {e}", path.display()) },
             Ok(text) => match parse_metrics(&text) {
-                Ok(metrics) => RunEntry::Recorded { dir_name, metrics: Box::new(metrics) },
+                Ok(metrics) => {
+                    let steps = crate::runs::step_log::read(&crate::runs::RunDir::at(dir).steps());
+                    RunEntry::Recorded { dir_name, metrics: Box::new(metrics), steps }
+                }
                 Err(e) => RunEntry::Unreadable { run_name: dir_name, error: format!("parsing metrics.json: {e}") },
             },
         }
@@ -114,7 +119,7 @@ impl RunEntry {
     /// Whether this entry answers to `name` (its run name or its directory name).
     pub fn is_named(&self, name: &str) -> bool {
         match self {
-            RunEntry::Recorded { dir_name, metrics } => metrics.run_name == name || dir_name == name,
+            RunEntry::Recorded { dir_name, metrics, .. } => metrics.run_name == name || dir_name == name,
             _ => self.run_name() == name,
         }
     }
@@ -135,6 +140,14 @@ impl RunEntry {
         match self {
             RunEntry::Recorded { metrics, .. } => Some(metrics),
             _ => None,
+        }
+    }
+
+    /// The run's per-step training curve (empty when not recorded).
+    pub fn steps(&self) -> &[StepRecord] {
+        match self {
+            RunEntry::Recorded { steps, .. } => steps,
+            _ => &[],
         }
     }
 }

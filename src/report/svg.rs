@@ -158,6 +158,21 @@ pub struct Series {
     pub style: usize,
     /// `(x, y)`; non-finite y values break the line and are not drawn.
     pub points: Vec<(f64, f64)>,
+    pub draw: Draw,
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Draw {
+    /// A line with a marker at every point (few points: epochs, sweeps).
+    #[default]
+    LineAndMarkers,
+    /// A line only (many points: a smoothed training curve).
+    Line,
+    /// A thin, light line under the others, not in the legend (raw per-step values).
+    Raw,
+    /// Markers only, larger, outlined (events on a curve: end-of-epoch test losses).
+    Markers,
 }
 
 /// A horizontal reference line (e.g. the base model's loss).
@@ -385,7 +400,8 @@ impl LinePlot {
             // Room along the top edge for the × marks.
             y1 += (y1 - y0) * 0.15;
         }
-        let legend: Vec<(String, usize, bool)> = self.series.iter().map(|s| (s.name.clone(), s.style, true)).collect();
+        let legend: Vec<(String, usize, bool)> =
+            self.series.iter().filter(|s| s.draw != Draw::Raw).map(|s| (s.name.clone(), s.style, s.draw != Draw::Markers)).collect();
         let height = MARGIN_TOP + PLOT_HEIGHT + MARGIN_BOTTOM + legend_height(legend.len());
         let xs = Scale { d0: x0, d1: x1, p0: MARGIN_LEFT, p1: WIDTH - MARGIN_RIGHT, log };
         let ys = Scale { d0: y0, d1: y1, p0: MARGIN_TOP + PLOT_HEIGHT, p1: MARGIN_TOP, log: false };
@@ -441,17 +457,22 @@ impl LinePlot {
                 lab = escape(&truncate_label(&m.label))
             );
         }
-        for s in &self.series {
+        // Raw lines first, so everything else is drawn over them.
+        let order = self.series.iter().filter(|s| s.draw == Draw::Raw).chain(self.series.iter().filter(|s| s.draw != Draw::Raw));
+        for s in order {
             let c = color(s.style);
+            let stroke = match s.draw {
+                Draw::Raw => r#"stroke-width="1" stroke-opacity="0.3""#.to_string(),
+                _ => format!(r#"stroke-width="2" stroke-dasharray="{}""#, dash(s.style)),
+            };
             // Split the polyline at non-finite points.
             let mut segment: Vec<String> = Vec::new();
             let flush = |segment: &mut Vec<String>, out: &mut String| {
-                if segment.len() > 1 {
+                if segment.len() > 1 && s.draw != Draw::Markers {
                     let _ = write!(
                         out,
-                        r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2" stroke-dasharray="{}" stroke-linejoin="round"/>"#,
+                        r#"<polyline points="{}" fill="none" stroke="{c}" {stroke} stroke-linejoin="round"/>"#,
                         segment.join(" "),
-                        dash(s.style)
                     );
                 }
                 segment.clear();
@@ -464,10 +485,15 @@ impl LinePlot {
                 }
             }
             flush(&mut segment, &mut out);
+            let radius = match s.draw {
+                Draw::LineAndMarkers => "3.5",
+                Draw::Markers => "5\" stroke=\"#fff\" stroke-width=\"1.5",
+                Draw::Line | Draw::Raw => continue,
+            };
             for &(x, y) in s.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite() && (!log || *x > 0.0)) {
                 let _ = write!(
                     out,
-                    r#"<circle cx="{}" cy="{}" r="3.5" fill="{c}"><title>{}: {}</title></circle>"#,
+                    r#"<circle cx="{}" cy="{}" r="{radius}" fill="{c}"><title>{}: {}</title></circle>"#,
                     f(xs.map(x)),
                     f(ys.map(y)),
                     escape(&s.name),
@@ -691,7 +717,7 @@ mod tests {
             x_label: "epoch".into(),
             y_label: "bits".into(),
             x_axis: XAxis::Integer,
-            series: vec![Series { name: "run<&>\"x\"".into(), style: 0, points: vec![(1.0, 2.0), (2.0, 1.5)] }],
+            series: vec![Series { name: "run<&>\"x\"".into(), style: 0, points: vec![(1.0, 2.0), (2.0, 1.5)], draw: Draw::LineAndMarkers }],
             hlines: vec![HLine { y: 2.7, label: "base & ref".into() }],
             marks: vec![Mark { x: 3.0, label: "diverged <x>".into() }],
         };
