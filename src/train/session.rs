@@ -8,7 +8,7 @@
 //! stop the others; the number of such runs is returned.
 
 use std::cell::OnceCell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use burn::module::AutodiffModule;
@@ -92,10 +92,23 @@ impl<'a, B: AutodiffBackend> ExperimentContext<'a, B> {
         Ok(ExperimentContext { experiment: e, compute, model_path, model, eval_model, train, test, hashes, base: OnceCell::new() })
     }
 
-    /// The base model's test loss (all tokens, completion), computed once,
-    /// in forward passes of `micro_tokens` padded tokens.
-    pub fn base_loss(&self, micro_tokens: usize) -> &BaseLoss {
+    /// The base model's test loss (all tokens, completion), computed once
+    /// per session, in forward passes of `micro_tokens` padded tokens — or
+    /// read from the cache under `runs_dir` ([`base_loss_cache`]), which
+    /// every worker of a sweep shares.
+    pub fn base_loss(&self, micro_tokens: usize, runs_dir: &Path) -> &BaseLoss {
         self.base.get_or_init(|| {
+            let cache = base_loss_cache(runs_dir, &self.hashes, self.experiment.data.max_len, &self.compute.backend);
+            if let Some(b) = std::fs::read_to_string(&cache).ok().and_then(|t| serde_json::from_str::<BaseLoss>(&t).ok()) {
+                eprintln!(
+                    "experiment {}: base model test loss {:.4} bits (completion {:.4}), cached in {}",
+                    self.experiment.name,
+                    b.test_bits_all,
+                    b.test_bits_completion,
+                    cache.display()
+                );
+                return b;
+            }
             let t0 = std::time::Instant::now();
             let plan = EvalPlan { micro_tokens, max_len: self.experiment.data.max_len, workers: self.compute.workers };
             let r = evaluate(&self.eval_model, &NoAdapter, &self.test, plan, &self.compute.device, |_, _| {});
@@ -105,9 +118,26 @@ impl<'a, B: AutodiffBackend> ExperimentContext<'a, B> {
                 self.experiment.name,
                 t0.elapsed().as_secs_f64()
             );
-            BaseLoss { test_bits_all: all, test_bits_completion: completion }
+            let b = BaseLoss { test_bits_all: all, test_bits_completion: completion };
+            // The cache only saves time: failing to write it is a warning.
+            let written =
+                serde_json::to_vec_pretty(&b).map_err(anyhow::Error::from).and_then(|j| crate::runs::atomic::write_atomic(&cache, &j));
+            if let Err(err) = written {
+                eprintln!("warning: could not cache the base loss in {}: {err:#}", cache.display());
+            }
+            b
         })
     }
+}
+
+/// Where the base model's test loss is cached: `runs_dir/.base-loss/<key>.json`,
+/// the key a hash of what the loss depends on (the model file, the tokenized
+/// data, `max_len` and the backend; f32), so experiments and sweep workers
+/// that share them share one computation. Hidden, so reports skip it.
+pub fn base_loss_cache(runs_dir: &Path, hashes: &ExperimentHashes, max_len: usize, backend: &str) -> PathBuf {
+    let key =
+        format!("base-loss v1\nmodel {}\ndata {}\nmax_len {max_len}\nbackend {backend}\nprecision f32\n", hashes.model, hashes.dataset);
+    runs_dir.join(".base-loss").join(format!("{}.json", &run_id::sha256_hex(key.as_bytes())[..16]))
 }
 
 /// An experiment's inputs before any Burn model exists: the loaded model
@@ -298,7 +328,7 @@ pub fn train_one<B: AutodiffBackend>(ctx: &ExperimentContext<B>, run: &ir::Run, 
         }
     }
     let micro_tokens = micro_tokens(ctx, run, &cfg, opts.max_memory)?;
-    let base = ctx.base_loss(micro_tokens).clone();
+    let base = ctx.base_loss(micro_tokens, &opts.runs_dir).clone();
     // A bf16 run trains and evaluates a bf16 copy of the base model (the
     // base loss above stays the f32 model's).
     let low: Option<(Llama<B>, Llama<B::InnerBackend>)> = bf16.then(|| {

@@ -110,6 +110,13 @@ experiment cli {{
         let rss = m.peak_rss_bytes.expect("peak RSS recorded");
         assert!(rss > 500 << 20 && rss < 16 << 30, "peak RSS {rss} bytes");
     }
+    // The base loss was computed once and cached beside the runs; a run in a
+    // fresh runs/ subfolder of the same experiment would read it from there.
+    let caches: Vec<_> = std::fs::read_dir(tmp.path().join("runs/.base-loss")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(caches.len(), 1, "{caches:?}");
+    let cached: peftc::runs::metrics::BaseLoss = serde_json::from_str(&std::fs::read_to_string(&caches[0]).unwrap()).unwrap();
+    assert_eq!(Some(&cached), metrics(&lora_dir).base.as_ref());
+    assert_eq!(out.matches("base model test loss").count(), 1, "{out}");
     // q and v of 30 layers, r 8: 30 · 8 · ((576 + 576) + (576 + 192)).
     assert_eq!(metrics(&lora_dir).trainable_params, 30 * 8 * (576 + 576 + 576 + 192));
     let report = std::fs::read_to_string(tmp.path().join("reports/cli.md")).expect("markdown report");
@@ -122,6 +129,17 @@ experiment cli {{
     assert!(ok, "{out}");
     assert_eq!(out.matches("already complete").count(), 2, "{out}");
     assert_eq!(before, std::fs::read_to_string(lora_dir.join("metrics.json")).unwrap());
+
+    // A run trained again (its directory lost) reads the cached base loss.
+    let dora_before = metrics(&dora_dir);
+    std::fs::remove_dir_all(&dora_dir).unwrap();
+    let (ok, out) = peftc(&["run", "specs", "--quiet", "--only", "dora"], tmp.path());
+    assert!(ok, "{out}");
+    // "…(completion X) in Ys" is the computed line; the cached one ends "cached in <file>".
+    assert!(out.contains("cached in") && !out.contains(") in ") && out.matches("base model test loss").count() == 1, "{out}");
+    let dora_again = metrics(&dora_dir);
+    assert_eq!(dora_again.base, dora_before.base);
+    assert_eq!(dora_again.epochs.len(), 2);
 
     // Memory: with room for nothing beyond the loaded model, a budget the
     // spec sets is refused (naming the setting to lower), and `auto` cannot
