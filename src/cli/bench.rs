@@ -217,7 +217,8 @@ impl BackendTask for BenchTask<'_> {
         let batch = steps[0].len();
         let requested = a.micro_tokens.or(self.run.and_then(|(_, r)| r.train.micro_tokens));
         let available = memory::available_bytes(a.max_memory.map(memory::gib_to_bytes));
-        let micro_tokens = footprint.choose(requested, crate::train::backend::on_cpu(backend), batch, max_len, available)?;
+        let on_cpu = crate::train::backend::on_cpu(backend);
+        let micro_tokens = footprint.choose(requested, on_cpu, batch, max_len, available)?;
         let plan = StepPlan { max_len, loss_on: LossOn::All, micro_tokens, workers, time_phases: false };
 
         let mut stats = BenchStats { workers: vec![0.0; workers], ..Default::default() };
@@ -271,7 +272,6 @@ impl BackendTask for BenchTask<'_> {
         let p: f64 = CausalLm::num_params(&model) as f64 + if c.tie_word_embeddings { 0.0 } else { (c.vocab_size * c.hidden_size) as f64 };
         let p_matmul = p; // targets + output head (the embedding lookup is no matmul; its size stands for the head)
         let flops_per_token = 4.0 * p_matmul + 12.0 * c.num_layers as f64 * seq * c.hidden_size as f64;
-        let on_cpu = backend == "ndarray" || device_name.to_lowercase().starts_with("cpu");
         let (peak, peak_name) = match (a.peak_tflops, on_cpu, bf16) {
             (Some(p), ..) => (p, "given"),
             (None, true, _) => (cpu_peak_tflops(), "cores × clock × 32 f32 FLOP/cycle"),

@@ -96,22 +96,10 @@ fn adapter_gradients_on_a_bf16_base_are_f32_and_follow_the_f32_ones() {
     randomize(&mut adapter, 0.1, 5, &DEV);
     let exs = examples();
     let refs: Vec<&Example> = exs.iter().collect();
-    let g32 = step_gradients(
-        &m32,
-        &adapter,
-        &refs,
-        StepPlan { max_len: 16, loss_on: LossOn::All, micro_tokens: 1 << 20, workers: 1, time_phases: false },
-        &DEV,
-    )
-    .unwrap();
-    let g16 = step_gradients(
-        &m16,
-        &adapter,
-        &refs,
-        StepPlan { max_len: 16, loss_on: LossOn::All, micro_tokens: 1 << 20, workers: 1, time_phases: false },
-        &DEV,
-    )
-    .unwrap();
+    // The whole batch as one micro-batch, on one worker.
+    let plan = StepPlan { max_len: 16, loss_on: LossOn::All, micro_tokens: 1 << 20, workers: 1, time_phases: false };
+    let g32 = step_gradients(&m32, &adapter, &refs, plan, &DEV).unwrap();
+    let g16 = step_gradients(&m16, &adapter, &refs, plan, &DEV).unwrap();
     assert!((g16.nats - g32.nats).abs() < 0.05 * g32.nats, "loss {} (bf16) vs {} (f32)", g16.nats, g32.nats);
     let (mut dot, mut n32, mut n16) = (0.0f64, 0.0f64, 0.0f64);
     for (a, b) in g32.grads.iter().zip(&g16.grads) {
