@@ -63,11 +63,15 @@ pub enum ErrorKind {
     ModelShapes(String),
     BadValue(String),
     EmptySweep(String),
+    BadSearch(String),
+    BadSelection(String),
+    UnknownReference(String),
     // --- warnings ---
     NotIdentityAtInit(String),
     PartialCoversLayers { k: usize, layers: usize },
     NotMergeable(String),
     Unused(String),
+    RepeatedTrial(String),
 }
 
 impl ErrorKind {
@@ -119,10 +123,14 @@ impl ErrorKind {
             ModelShapes(_) => "E0407",
             BadValue(_) => "E0408",
             EmptySweep(_) => "E0409",
+            BadSearch(_) => "E0410",
+            BadSelection(_) => "E0411",
+            UnknownReference(_) => "E0412",
             NotIdentityAtInit(_) => "W0101",
             PartialCoversLayers { .. } => "W0102",
             NotMergeable(_) => "W0103",
             Unused(_) => "W0104",
+            RepeatedTrial(_) => "W0105",
         }
     }
 
@@ -187,10 +195,14 @@ impl fmt::Display for ErrorKind {
             ModelShapes(m) => write!(f, "cannot determine the model's shapes: {m}"),
             BadValue(m) => write!(f, "invalid value: {m}"),
             EmptySweep(a) => write!(f, "the sweep over `{a}` is empty"),
+            BadSearch(m) => write!(f, "invalid random search: {m}"),
+            BadSelection(m) => write!(f, "invalid selection: {m}"),
+            UnknownReference(n) => write!(f, "the reference `{n}` is not a run of this experiment"),
             NotIdentityAtInit(s) => write!(f, "scheme `{s}` does not start as the identity change (no factor is zero-initialised)"),
             PartialCoversLayers { k, layers } => write!(f, "`partial({k})` on {layers} adapted layers stores more than `per_layer` would"),
             NotMergeable(m) => write!(f, "not mergeable into the base weight: {m}"),
             Unused(m) => write!(f, "{m}"),
+            RepeatedTrial(m) => write!(f, "random search: {m}"),
         }
     }
 }

@@ -10,6 +10,7 @@ use super::diagnostic::{Diagnostic, ErrorKind};
 use super::ir::*;
 use super::number;
 use super::preset;
+use super::search::Distribution;
 use super::source::normalize;
 use crate::lang::target::Target;
 
@@ -20,10 +21,6 @@ pub struct SchemeRef<'a> {
 }
 
 /// Push an error with a primary label.
-/// One swept argument of a run: its name, its values with their spans, and
-/// whether it overrides a train setting (rather than a scheme parameter).
-type SweepAxis = (String, Vec<(f64, Span)>, bool);
-
 fn push_error(d: &mut Vec<Diagnostic>, kind: ErrorKind, span: Span, label: &str) {
     d.push(Diagnostic::error(kind, span).label(label));
 }
@@ -259,6 +256,7 @@ fn default_train() -> TrainSpec {
         precision: Precision::F32,
         merge: MergePolicy::Optional,
         micro_tokens: None,
+        seeds: Vec::new(),
     }
 }
 
@@ -432,6 +430,7 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
                 set!(integer_at_least(v, "micro_tokens", 2, d).map(|x| t.micro_tokens = Some(x as usize)))
             }
         },
+        "seeds" if !allow_run_only => set!(seed_list(v, d).map(|x| t.seeds = x)),
         "merge" if !allow_run_only => match bare_word(v) {
             Some("required") => {
                 t.merge = MergePolicy::Required;
@@ -450,11 +449,13 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
             let keys = if allow_run_only {
                 "lr, weight_decay, optimizer, schedule, grad_clip, epochs, batch, seed"
             } else {
-                "optimizer, lr, weight_decay, schedule, grad_clip, epochs, batch, seed, precision, merge, micro_tokens"
+                "optimizer, lr, weight_decay, schedule, grad_clip, epochs, batch, seed, seeds, precision, merge, micro_tokens"
             };
             let mut diag =
                 Diagnostic::error(ErrorKind::UnknownSetting(format!("`{other}` in train settings")), kv.key.span).label("unknown");
-            if allow_run_only && matches!(other, "precision" | "merge" | "micro_tokens") {
+            if allow_run_only && other == "seeds" {
+                diag = diag.note("`seeds` replicates every run and is set in the experiment's `train { … }` block; a run sweeps its own with `seed: [0, 1, 2]`");
+            } else if allow_run_only && matches!(other, "precision" | "merge" | "micro_tokens") {
                 diag = diag.note(format!("`{other}` is set for the whole experiment, in its `train {{ … }}` block"));
             } else if let Some(h) = super::diagnostic::did_you_mean(other, keys.split(", ")) {
                 diag = diag.note(h);
@@ -462,6 +463,66 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
             d.push(diag.note(format!("expected one of: {keys}")));
             false
         }
+    }
+}
+
+/// `seeds: [0, 1, 2]`: distinct integers ≥ 0, at least one.
+fn seed_list(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Vec<u64>> {
+    let AstExprKind::List(items) = &e.kind else {
+        push_error(d, ErrorKind::BadValue("seeds is a list of integers, e.g. [0, 1, 2]".into()), e.span, "here");
+        return None;
+    };
+    if items.is_empty() {
+        push_error(d, ErrorKind::EmptySweep("seeds".into()), e.span, "no seeds");
+        return None;
+    }
+    let mut out: Vec<u64> = Vec::new();
+    for it in items {
+        let v = integer_at_least(it, "a seed", 0, d)?;
+        if out.contains(&v) {
+            push_error(d, ErrorKind::BadValue(format!("seed {v} is listed twice")), it.span, "again here");
+            return None;
+        }
+        out.push(v);
+    }
+    Some(out)
+}
+
+/// `select = train_loss(epoch: last | N)` or `test_loss(best)`.
+fn selection(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<(Selection, Span)> {
+    let bad = |d: &mut Vec<Diagnostic>, span: Span, what: &str| {
+        d.push(
+            Diagnostic::error(ErrorKind::BadSelection(what.into()), span)
+                .label("here")
+                .note("select is train_loss(epoch: last), train_loss(epoch: N) or test_loss(best)"),
+        );
+        None
+    };
+    let Some((func, args)) = call_parts(e) else {
+        return bad(d, e.span, "expected a call");
+    };
+    match func.name.as_str() {
+        "train_loss" => {
+            if !check_keys(args, &["epoch"], "train_loss", d) {
+                return None;
+            }
+            match args {
+                [] => Some((Selection::TrainLoss { epoch: None }, e.span)),
+                [AstArg { name: Some(_), value }] if bare_word(value) == Some("last") => {
+                    Some((Selection::TrainLoss { epoch: None }, e.span))
+                }
+                [AstArg { name: Some(_), value }] => {
+                    let n = integer_at_least(value, "epoch", 1, d)?;
+                    Some((Selection::TrainLoss { epoch: Some(n as usize) }, value.span))
+                }
+                _ => bad(d, e.span, "train_loss takes `epoch: last` or `epoch: N`"),
+            }
+        }
+        "test_loss" => match args {
+            [AstArg { name: None, value }] if bare_word(value) == Some("best") => Some((Selection::TestLossBest, e.span)),
+            _ => bad(d, e.span, "test_loss selects by the best end-of-epoch test loss: `test_loss(best)`"),
+        },
+        other => bad(d, func.span, &format!("unknown selection `{other}`")),
     }
 }
 
@@ -536,8 +597,36 @@ fn targets(groups: &[AstTargetGroup], shapes: &ModelShapes, d: &mut Vec<Diagnost
     (ok && !slots.is_empty()).then_some((out, slots))
 }
 
-/// One value or a sweep.
-fn sweep_values(e: &AstExpr, name: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<(f64, Span)>> {
+/// The values of one run argument: one value or a list (a grid), or a
+/// distribution of a random search.
+#[derive(Debug, Clone)]
+enum AxisValues {
+    Grid(Vec<(f64, Span)>),
+    Random(Distribution, Span),
+}
+
+/// One argument of a run: its name, its values, and whether it overrides a
+/// train setting (rather than a scheme parameter).
+struct Axis {
+    name: String,
+    values: AxisValues,
+    is_override: bool,
+}
+
+impl Axis {
+    /// Varies between the runs of its statement (a list of several values,
+    /// or drawn).
+    fn varies(&self) -> bool {
+        match &self.values {
+            AxisValues::Grid(v) => v.len() > 1,
+            AxisValues::Random(..) => true,
+        }
+    }
+}
+
+/// One value, a list, or a distribution (`loguniform(…)`, `uniform(…)`,
+/// `choice(…)`).
+fn axis_values(e: &AstExpr, name: &str, d: &mut Vec<Diagnostic>) -> Option<AxisValues> {
     match &e.kind {
         AstExprKind::List(items) => {
             if items.is_empty() {
@@ -548,10 +637,33 @@ fn sweep_values(e: &AstExpr, name: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<
             for it in items {
                 v.push((constant_number(it, d)?, it.span));
             }
-            Some(v)
+            Some(AxisValues::Grid(v))
         }
-        _ => Some(vec![(constant_number(e, d)?, e.span)]),
+        AstExprKind::Call { func, args } if matches!(func.name.as_str(), "loguniform" | "uniform" | "choice") => {
+            let mut nums = Vec::new();
+            for a in args {
+                if let Some(n) = &a.name {
+                    push_error(d, ErrorKind::BadSearch(format!("{} takes numbers, not named arguments", func.name)), n.span, "named");
+                    return None;
+                }
+                nums.push(constant_number(&a.value, d)?);
+            }
+            match Distribution::new(&func.name, &nums) {
+                Ok(dist) => Some(AxisValues::Random(dist, e.span)),
+                Err(m) => {
+                    push_error(d, ErrorKind::BadSearch(m), e.span, "this distribution");
+                    None
+                }
+            }
+        }
+        _ => Some(AxisValues::Grid(vec![(constant_number(e, d)?, e.span)])),
     }
+}
+
+/// `trials: N` and `search_seed: S` of a run, with the span of `trials`.
+struct Search {
+    trials: Option<(usize, Span)>,
+    seed: u64,
 }
 
 /// Check one experiment.
@@ -569,6 +681,9 @@ pub fn check(
     let mut train = default_train();
     let mut merge_span = None;
     let mut micro_span = None;
+    let mut seeds_span = None;
+    let mut select_v: Option<(Selection, Span)> = None;
+    let mut reference_v: Option<(String, Span)> = None;
     let mut ok = true;
     let mut seen: BTreeMap<String, Span> = BTreeMap::new();
     let mut runs_ast = Vec::new();
@@ -595,11 +710,27 @@ pub fn check(
             ExperimentItem::Setting(kv) => match kv.key.name.as_str() {
                 "model" => model_v = model(&kv.value, &dir, override_shapes, d),
                 "data" => data_v = data(&kv.value, &dir, d),
+                "select" => match selection(&kv.value, d) {
+                    Some(sel) => select_v = Some(sel),
+                    None => ok = false,
+                },
+                "reference" => match bare_word(&kv.value) {
+                    Some(n) => reference_v = Some((n.to_string(), kv.value.span)),
+                    None => {
+                        push_error(
+                            d,
+                            ErrorKind::BadValue("reference names a run statement, e.g. `reference = peft_lora`".into()),
+                            kv.value.span,
+                            "here",
+                        );
+                        ok = false;
+                    }
+                },
                 other => {
                     d.push(
                         Diagnostic::error(ErrorKind::UnknownSetting(format!("`{other}` in experiment")), kv.key.span)
                             .label("unknown")
-                            .note("expected model, data, targets, train { … } or run"),
+                            .note("expected model, data, targets, select, reference, train { … } or run"),
                     );
                     ok = false;
                 }
@@ -622,6 +753,9 @@ pub fn check(
                     }
                     if kv.key.name == "micro_tokens" {
                         micro_span = Some(kv.value.span);
+                    }
+                    if kv.key.name == "seeds" {
+                        seeds_span = Some(kv.value.span);
                     }
                     ok &= apply_train(&mut train, kv, false, d);
                 }
@@ -675,8 +809,11 @@ pub fn check(
             ok = false;
             continue;
         };
-        // Arguments: scheme params and train overrides, each possibly a sweep.
-        let mut axes: Vec<SweepAxis> = Vec::new();
+        let group = r.alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| r.scheme.name.clone());
+        // Arguments: scheme params and train overrides, each one value, a
+        // list (grid) or a distribution (random search).
+        let mut axes: Vec<Axis> = Vec::new();
+        let mut search = Search { trials: None, seed: 0 };
         let mut bad = false;
         let mut seen_args: BTreeMap<&str, Span> = BTreeMap::new();
         for a in &r.args {
@@ -714,8 +851,8 @@ pub fn check(
                 bad = true;
                 continue;
             }
-            match sweep_values(&a.value, &n.name, d) {
-                Some(v) => axes.push((n.name.clone(), v, false)),
+            match axis_values(&a.value, &n.name, d) {
+                Some(v) => axes.push(Axis { name: n.name.clone(), values: v, is_override: false }),
                 None => bad = true,
             }
         }
@@ -730,8 +867,36 @@ pub fn check(
                 continue;
             }
             match kv.key.name.as_str() {
-                "lr" | "weight_decay" | "epochs" | "batch" | "seed" | "grad_clip" => match sweep_values(&kv.value, &kv.key.name, d) {
-                    Some(v) => axes.push((kv.key.name.clone(), v, true)),
+                "trials" => match integer_at_least(&kv.value, "trials", 1, d) {
+                    Some(n) if n <= 10_000 => search.trials = Some((n as usize, kv.value.span)),
+                    Some(_) => {
+                        push_error(d, ErrorKind::BadSearch("at most 10000 trials".into()), kv.value.span, "here");
+                        bad = true;
+                    }
+                    None => bad = true,
+                },
+                "search_seed" => match integer_at_least(&kv.value, "search_seed", 0, d) {
+                    Some(s) => search.seed = s,
+                    None => bad = true,
+                },
+                "seed" if !train.seeds.is_empty() => {
+                    d.push(
+                        Diagnostic::error(
+                            ErrorKind::BadValue("this run sets `seed`, but the experiment replicates every run".into()),
+                            kv.key.span,
+                        )
+                        .label("seed given here")
+                        .with(seeds_span.unwrap_or(x.name.span), "seeds given here")
+                        .note("give seeds in one place: remove one of them"),
+                    );
+                    bad = true;
+                }
+                "lr" | "weight_decay" | "epochs" | "batch" | "seed" | "grad_clip" => match axis_values(&kv.value, &kv.key.name, d) {
+                    Some(AxisValues::Random(..)) if kv.key.name == "seed" => {
+                        push_error(d, ErrorKind::BadSearch("seeds are replicates, not a search axis".into()), kv.value.span, "drawn seed");
+                        bad = true;
+                    }
+                    Some(v) => axes.push(Axis { name: kv.key.name.clone(), values: v, is_override: true }),
                     None => bad = true,
                 },
                 _ => {
@@ -743,53 +908,129 @@ pub fn check(
                 }
             }
         }
+        // A drawn argument, even one whose distribution was rejected above.
+        let drawn = r
+            .args
+            .iter()
+            .filter_map(|a| a.name.as_ref().map(|n| (n, &a.value)))
+            .chain(r.overrides.iter().map(|kv| (&kv.key, &kv.value)))
+            .find(|(_, v)| call_parts(v).is_some_and(|(f, _)| matches!(f.name.as_str(), "loguniform" | "uniform" | "choice")));
+        match (drawn, search.trials) {
+            (Some((name, value)), None) => {
+                d.push(
+                    Diagnostic::error(ErrorKind::BadSearch(format!("`{}` is drawn, but the run has no `trials`", name.name)), value.span)
+                        .label("drawn here")
+                        .with(r.scheme.span, "in this run")
+                        .note("add `trials: N` to the run's `{ … }` (and optionally `search_seed: S`)"),
+                );
+                bad = true;
+            }
+            (None, Some((_, span))) => {
+                d.push(
+                    Diagnostic::error(ErrorKind::BadSearch("`trials` without a drawn argument".into()), span)
+                        .label("trials given here")
+                        .note("draw an argument, e.g. `lr: loguniform(1e-5, 1e-2)` or `gamma: choice(1, 32, 750)`"),
+                );
+                bad = true;
+            }
+            _ => {}
+        }
         if bad {
             ok = false;
             continue;
         }
         let mut base_train = train.clone();
+        base_train.seeds = Vec::new();
         for kv in &r.overrides {
-            if !matches!(kv.key.name.as_str(), "lr" | "weight_decay" | "epochs" | "batch" | "seed" | "grad_clip") {
+            if !matches!(kv.key.name.as_str(), "lr" | "weight_decay" | "epochs" | "batch" | "seed" | "grad_clip" | "trials" | "search_seed")
+            {
                 apply_train(&mut base_train, kv, true, d);
             }
         }
-        let swept: Vec<String> = axes.iter().filter(|a| a.1.len() > 1).map(|a| a.0.clone()).collect();
-        // Cartesian product.
-        let mut combos: Vec<Vec<(f64, Span)>> = vec![vec![]];
-        for (_, vals, _) in &axes {
-            if combos.len().saturating_mul(vals.len()) > 10_000 {
-                push_error(d, ErrorKind::TooComplex("a run expands to more than 10000 combinations".into()), r.span, "this run");
-                return None;
-            }
-            let mut next = Vec::new();
-            for c in &combos {
-                for v in vals {
-                    let mut c2 = c.clone();
-                    c2.push(*v);
-                    next.push(c2);
-                }
-            }
-            combos = next;
+        // The experiment's seeds replicate the run, last in its name.
+        if !train.seeds.is_empty() {
+            let span = seeds_span.unwrap_or(x.name.span);
+            axes.push(Axis {
+                name: "seed".into(),
+                values: AxisValues::Grid(train.seeds.iter().map(|s| (*s as f64, span)).collect()),
+                is_override: true,
+            });
         }
-        for combo in combos {
+        let seed_varies = axes.iter().any(|a| a.name == "seed" && a.varies());
+        let swept: Vec<String> = axes.iter().filter(|a| a.varies() && a.name != "seed").map(|a| a.name.clone()).collect();
+        // Every value of every argument: the grid's cartesian product, once
+        // per trial of a random search.
+        let trials = search.trials.map_or(1, |t| t.0);
+        let mut combos: Vec<(usize, Vec<(f64, Span)>)> = Vec::new();
+        for trial in 0..trials {
+            let mut partial: Vec<Vec<(f64, Span)>> = vec![vec![]];
+            for a in &axes {
+                let values = match &a.values {
+                    AxisValues::Grid(v) => v.clone(),
+                    AxisValues::Random(dist, span) => vec![(dist.draw(search.seed, &group, &a.name, trial), *span)],
+                };
+                if (combos.len() + partial.len()).saturating_mul(values.len()) > 10_000 {
+                    push_error(d, ErrorKind::TooComplex("a run expands to more than 10000 combinations".into()), r.span, "this run");
+                    return None;
+                }
+                partial = partial.iter().flat_map(|c| values.iter().map(move |v| [c.as_slice(), &[*v]].concat())).collect();
+            }
+            combos.extend(partial.into_iter().map(|c| (trial, c)));
+        }
+        let mut first_trial: BTreeMap<String, usize> = BTreeMap::new();
+        let mut repeated: std::collections::BTreeSet<usize> = Default::default();
+        for (trial, combo) in combos {
             let mut given = BTreeMap::new();
             let mut t = base_train.clone();
-            let mut name = r.alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| r.scheme.name.clone());
+            let mut config = group.clone();
+            let mut seed_suffix = String::new();
             let mut good = true;
-            for ((aname, vals, is_override), (v, sp)) in axes.iter().zip(&combo) {
-                if r.alias.is_none() || vals.len() > 1 {
-                    name.push_str(&format!("-{aname}={}", number::plain(*v)));
+            for (a, (v, sp)) in axes.iter().zip(&combo) {
+                if a.name == "seed" {
+                    if seed_varies {
+                        seed_suffix = format!("-seed={}", number::plain(*v));
+                    } else if r.alias.is_none() {
+                        config.push_str(&format!("-seed={}", number::plain(*v)));
+                    }
+                } else if r.alias.is_none() || a.varies() {
+                    config.push_str(&format!("-{}={}", a.name, number::plain(*v)));
                 }
-                if *is_override {
+                if a.is_override {
                     let e = AstExpr { kind: AstExprKind::Num(*v), span: *sp, depth: 1 };
-                    good &= apply_train(&mut t, &KeyValue { key: Ident { name: aname.clone(), span: *sp }, value: e }, true, d);
+                    good &= apply_train(&mut t, &KeyValue { key: Ident { name: a.name.clone(), span: *sp }, value: e }, true, d);
                 } else {
-                    given.insert(aname.clone(), GivenArg { value: *v, span: *sp });
+                    given.insert(a.name.clone(), GivenArg { value: *v, span: *sp });
                 }
             }
+            let name = format!("{config}{seed_suffix}");
             if !good {
                 ok = false;
                 continue;
+            }
+            // Two trials that draw the same configuration run it once.
+            if search.trials.is_some() {
+                match first_trial.get(&config) {
+                    Some(first) if *first != trial => {
+                        if repeated.insert(trial) {
+                            d.push(
+                                Diagnostic::error(
+                                    ErrorKind::RepeatedTrial(format!(
+                                        "trial {} draws the same values as trial {}; it is run once",
+                                        trial + 1,
+                                        first + 1
+                                    )),
+                                    search.trials.map_or(r.span, |t| t.1),
+                                )
+                                .label(format!("`{config}`")),
+                            );
+                        }
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        first_trial.insert(config.clone(), trial);
+                    }
+                }
             }
             let cx = InstantiateCtx {
                 scheme: sref.ast,
@@ -830,13 +1071,57 @@ pub fn check(
                 scheme: r.scheme.name.clone(),
                 args: inst.params.clone(),
                 swept: swept.clone(),
+                group: group.clone(),
+                config,
                 train: t,
                 instance: inst,
             });
         }
     }
+    let (select, reference) = (select_v, reference_v);
+    if let Some((Selection::TrainLoss { epoch: Some(n) }, span)) = select
+        && let Some(short) = runs.iter().find(|r| r.train.epochs < n)
+    {
+        d.push(
+            Diagnostic::error(
+                ErrorKind::BadSelection(format!("epoch {n} is after the last epoch of run `{}` ({})", short.name, short.train.epochs)),
+                span,
+            )
+            .label("selects this epoch")
+            .note("select an epoch every run trains, or `epoch: last`"),
+        );
+        ok = false;
+    }
+    if let Some((name, span)) = &reference
+        && ok
+        && !runs.iter().any(|r| &r.group == name)
+    {
+        let groups: Vec<&str> = {
+            let mut g: Vec<&str> = runs.iter().map(|r| r.group.as_str()).collect();
+            g.sort();
+            g.dedup();
+            g
+        };
+        let mut diag = Diagnostic::error(ErrorKind::UnknownReference(name.clone()), *span).label("no run statement of this name");
+        if let Some(h) = super::diagnostic::did_you_mean(name, groups.iter().copied()) {
+            diag = diag.note(h);
+        }
+        d.push(diag.note(format!("the reference names a run statement by its `as` name or scheme: {}", groups.join(", "))));
+        ok = false;
+    }
     if !ok {
         return None;
     }
-    Some(Experiment { name: x.name.name.clone(), source_file: normalize(file), model: source, shapes, data, targets: groups, train, runs })
+    Some(Experiment {
+        name: x.name.name.clone(),
+        source_file: normalize(file),
+        model: source,
+        shapes,
+        data,
+        targets: groups,
+        train,
+        select: select.map(|s| s.0).unwrap_or_default(),
+        reference: reference.map(|r| r.0),
+        runs,
+    })
 }

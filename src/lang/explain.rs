@@ -201,6 +201,14 @@ pub fn report(p: &Program) -> String {
                 g.layers.end
             );
         }
+        let _ = write!(s, "  select {}", e.select);
+        if let Some(r) = &e.reference {
+            let _ = write!(s, ", reference {r}");
+        }
+        if !e.train.seeds.is_empty() {
+            let _ = write!(s, ", seeds {}", e.train.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "));
+        }
+        s.push('\n');
         s.push('\n');
         for r in &e.runs {
             s.push_str(&instance(&r.instance, &format!("run {}", r.name)));

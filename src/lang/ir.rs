@@ -242,7 +242,14 @@ pub struct TrainSpec {
     /// is not part of a run's id.
     #[serde(default)]
     pub micro_tokens: Option<usize>,
+    /// `seeds: [0, 1, 2]`: every run of the experiment is replicated once
+    /// per seed. Only the experiment's own settings hold it; each expanded
+    /// run has one `seed` and an empty list.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
 }
+
+pub use crate::runs::study::Selection;
 
 /// A checked experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,6 +265,12 @@ pub struct Experiment {
     pub targets: Vec<TargetGroup>,
     /// The experiment-level train settings (before per-run overrides).
     pub train: TrainSpec,
+    /// How the report picks each run group's representative.
+    #[serde(default)]
+    pub select: Selection,
+    /// The run group the report compares every other against (`reference = NAME`).
+    #[serde(default)]
+    pub reference: Option<String>,
     pub runs: Vec<Run>,
 }
 
@@ -278,8 +291,15 @@ pub struct Run {
     pub scheme: String,
     /// Every scheme parameter, in declaration order, after defaults.
     pub args: Vec<Arg>,
-    /// Names of the arguments (or train overrides such as `lr`) swept by a list.
+    /// Names of the arguments (or train overrides such as `lr`) swept by a
+    /// list or drawn by a random search; never `seed`.
     pub swept: Vec<String>,
+    /// The run statement's name (its `as` name, else the scheme's): the
+    /// unit the report selects a representative for.
+    pub group: String,
+    /// The configuration this run replicates: its name without the
+    /// `-seed=N` of a seed replicate (equal to `name` otherwise).
+    pub config: String,
     /// Train settings with this run's overrides.
     pub train: TrainSpec,
     pub instance: SchemeInstance,

@@ -27,6 +27,7 @@ pub mod number;
 pub mod params;
 pub mod parser;
 pub mod preset;
+pub mod search;
 pub mod source;
 pub mod target;
 

@@ -14,6 +14,7 @@
 //! listed as such, never dropped.
 
 pub mod format;
+pub mod headline;
 pub mod render;
 pub mod report_data;
 pub mod run_entry;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::runs::atomic::write_atomic;
+use crate::runs::study::Study;
 pub use report_data::ReportData;
 pub use run_entry::RunEntry;
 
@@ -37,8 +39,22 @@ pub fn render_experiment(runs_dir: &Path, experiment: &str, out_dir: &Path) -> R
 /// Like [`render_experiment`], and lists each run named in `planned` (by run
 /// name or directory name) that has no directory as missing.
 pub fn render_experiment_with_plan(runs_dir: &Path, experiment: &str, planned: &[String], out_dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = load_runs(&runs_dir.join(experiment), planned)?;
-    write_report(&ReportData::build(experiment, &entries), out_dir)
+    let dir = runs_dir.join(experiment);
+    let study = match Study::read(&dir) {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("warning: {e:#}; the report selects by the default rule and names no reference");
+            Study::default()
+        }
+    };
+    let mut planned = planned.to_vec();
+    for r in &study.runs {
+        if !planned.contains(&r.name) {
+            planned.push(r.name.clone());
+        }
+    }
+    let entries = load_runs(&dir, &planned)?;
+    write_report(&ReportData::build(experiment, &entries, &study), out_dir)
 }
 
 /// The runs of one experiment directory (sorted by directory name), plus a

@@ -7,11 +7,13 @@ use minijinja::{AutoEscape, Environment, Value};
 
 use super::report_data::ReportData;
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
     ("report.html.j2", include_str!("../../templates/report.html.j2")),
     ("partials/run_table.md.j2", include_str!("../../templates/partials/run_table.md.j2")),
     ("partials/run_table.html.j2", include_str!("../../templates/partials/run_table.html.j2")),
+    ("partials/headline.md.j2", include_str!("../../templates/partials/headline.md.j2")),
+    ("partials/headline.html.j2", include_str!("../../templates/partials/headline.html.j2")),
     ("partials/style.css.j2", include_str!("../../templates/partials/style.css.j2")),
 ];
 

@@ -16,10 +16,12 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::format;
+use super::headline::Headline;
 use super::run_entry::RunEntry;
-use super::svg::{self, Draw, HLine, LinePlot, Mark, ScatterPoint, Series, XAxis};
+use super::svg::{self, Draw, HLine, LinePlot, Mark, Series, XAxis};
 use crate::runs::metrics::{RunMetrics, RunStatus};
 use crate::runs::step_log::StepRecord;
+use crate::runs::study::Study;
 
 /// One scheme argument cell.
 #[derive(Debug, Clone, Serialize)]
@@ -173,6 +175,9 @@ pub struct ReportData {
     pub base: Option<BaseRow>,
     /// Runs disagree on the base loss (e.g. different test sets); the first is shown.
     pub base_varies: bool,
+    /// One row per run group at its selected configuration, and every
+    /// configuration with its seeds pooled.
+    pub headline: Headline,
     /// All runs in overall order.
     pub rows: Vec<RunRow>,
     /// Runs that are not complete (subset of `rows`, same order).
@@ -371,7 +376,7 @@ fn overall_cmp(a: &RunEntry, b: &RunEntry) -> Ordering {
 
 impl ReportData {
     /// Build the report of `experiment` from its runs (any order).
-    pub fn build(experiment: &str, entries: &[RunEntry]) -> ReportData {
+    pub fn build(experiment: &str, entries: &[RunEntry], study: &Study) -> ReportData {
         let mut sorted: Vec<&RunEntry> = entries.iter().collect();
         sorted.sort_by(|a, b| overall_cmp(a, b));
 
@@ -485,7 +490,9 @@ impl ReportData {
             })
             .collect();
 
-        let plots = Self::plots(&sorted, &rows, &loss_on, &base_hline);
+        let headline = Headline::build(&recorded, study, |m| best_of(m).map(|b| b.bits), base_selected);
+        let mut plots = Self::plots(&sorted, &rows, &loss_on, &base_hline);
+        plots.extend(headline.pareto_plots(&loss_on, &base_hline));
 
         let provenance = Provenance {
             renderer_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -523,6 +530,7 @@ impl ReportData {
             epoch_columns,
             base,
             base_varies,
+            headline,
             problems: rows.iter().filter(|r| r.status != RowStatus::Complete).cloned().collect(),
             rows,
             groups,
@@ -655,7 +663,6 @@ impl ReportData {
     fn plots(sorted: &[&RunEntry], rows: &[RunRow], loss_on: &str, base: &[HLine]) -> Vec<Plot> {
         let mut train = Vec::new();
         let mut test = Vec::new();
-        let mut points = Vec::new();
         for (e, r) in sorted.iter().zip(rows) {
             let Some(m) = e.metrics() else { continue };
             if !m.epochs.is_empty() {
@@ -674,11 +681,6 @@ impl ReportData {
                     points: m.epochs.iter().map(|ep| (ep.epoch as f64, selected(ep))).collect(),
                     draw: Draw::LineAndMarkers,
                 });
-            }
-            if m.status == RunStatus::Complete
-                && let Some(b) = best_of(m)
-            {
-                points.push(ScatterPoint { label: r.run_name.clone(), group: m.scheme.clone(), x: m.trainable_params as f64, y: b.bits });
             }
         }
         let mut plots = Vec::new();
@@ -718,20 +720,6 @@ impl ReportData {
             {
                 plots.push(curve_plot(m, steps, r, loss_on, base));
             }
-        }
-        if !points.is_empty() {
-            let title = "Trainable parameters vs best test loss (complete runs)";
-            plots.push(Plot {
-                file: "params_vs_loss.svg".into(),
-                title: title.into(),
-                svg: svg::pareto_plot(
-                    title,
-                    "trainable parameters (log scale)",
-                    &format!("best test bits per token ({loss_on})"),
-                    &points,
-                    base,
-                ),
-            });
         }
         plots
     }
@@ -941,7 +929,7 @@ mod tests {
             run("d", serde_json::json!({"k_a": 4, "k_b": 8}), &["k_a", "k_b"], c(), &[2.3, 2.2]),
             run("e", serde_json::json!({"k_a": 30, "k_b": 8}), &["k_a", "k_b"], RunStatus::Incomplete, &[2.6]),
         ];
-        let r = ReportData::build("e", &entries);
+        let r = ReportData::build("e", &entries, &Study::default());
         assert_eq!(r.groups.len(), 1);
         let g = &r.groups[0];
         assert_eq!(g.swept, ["k_a", "k_b"]);
@@ -975,7 +963,7 @@ mod tests {
             metrics.base = Some(crate::runs::metrics::BaseLoss { test_bits_all: 2.8, test_bits_completion: 2.2 });
             metrics.best = metrics.compute_best();
         }
-        let r = ReportData::build("e", &[a, b]);
+        let r = ReportData::build("e", &[a, b], &Study::default());
         assert!(r.loss_on_varies && r.base_varies);
         // `b` scores completion tokens: its best is 1.9, so it ranks first.
         assert_eq!(r.rows[0].run_name, "b");
@@ -996,7 +984,7 @@ mod tests {
             run("lora-lr=1e-3", serde_json::json!({"r": 8}), &["lr"], c(), &[2.4]),
             run("lora-lr=1e-2", serde_json::json!({"r": 8}), &["lr"], c(), &[2.6]),
         ];
-        let r = ReportData::build("e", &entries);
+        let r = ReportData::build("e", &entries, &Study::default());
         let g = &r.groups[0];
         let order: Vec<&str> = g.rows.iter().map(|r| r.run_name.as_str()).collect();
         assert_eq!(order, ["lora-lr=1e-4", "lora-lr=1e-3", "lora-lr=1e-2"]);
@@ -1014,7 +1002,7 @@ mod tests {
             run("x", serde_json::json!({"init": "zeros"}), &["init"], c(), &[2.5]),
             run("y", serde_json::json!({"init": "normal"}), &["init"], c(), &[2.4]),
         ];
-        let r = ReportData::build("e", &entries);
+        let r = ReportData::build("e", &entries, &Study::default());
         let svg = &r.groups[0].sweep_plots[0].svg;
         // Categories in sorted order, as tick labels.
         let (n, z) = (svg.find(">normal</text>").unwrap(), svg.find(">zeros</text>").unwrap());
@@ -1027,7 +1015,7 @@ mod tests {
             run("x", serde_json::json!({"r": 8}), &["r"], RunStatus::Complete, &[2.5]),
             run("nan", serde_json::json!({"r": 8}), &["r"], RunStatus::Complete, &[f64::NAN]),
         ];
-        let r = ReportData::build("e", &entries);
+        let r = ReportData::build("e", &entries, &Study::default());
         assert!(r.groups[0].sweep_plots.is_empty());
         let nan = r.rows.iter().find(|r| r.run_name == "nan").unwrap();
         assert_eq!(nan.best_bits, "—");
@@ -1070,7 +1058,7 @@ mod tests {
                 .collect();
         }
         let without = run("dora", serde_json::json!({}), &[], c(), &[2.1]);
-        let r = ReportData::build("e", &[with_steps, without]);
+        let r = ReportData::build("e", &[with_steps, without], &Study::default());
         let curves: Vec<&Plot> = r.plots.iter().filter(|p| p.file.starts_with("curve-")).collect();
         assert_eq!(curves.len(), 1, "only the run with a recorded curve");
         assert_eq!(curves[0].file, "curve-lora.svg");

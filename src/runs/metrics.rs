@@ -66,8 +66,17 @@ pub struct RunMetrics {
     pub scheme: String,
     /// The scheme's arguments after defaults, by name.
     pub args: BTreeMap<String, serde_json::Value>,
-    /// Names of arguments swept by a list in the experiment.
+    /// Names of arguments swept by a list (or drawn by a random search) in
+    /// the experiment; never `seed`.
     pub swept: Vec<String>,
+    /// The run statement's `as` name or scheme: the report's unit of
+    /// selection (absent in runs recorded before it was: the scheme).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The configuration this run replicates: its name without a seed
+    /// replicate's `-seed=N` (absent before it was recorded: the run name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
     /// The scheme's formula as written, one line per declaration and output,
     /// with tying modes shown.
     pub formula: String,
@@ -111,6 +120,8 @@ impl RunMetrics {
             scheme: String::new(),
             args: Default::default(),
             swept: vec![],
+            group: None,
+            config: None,
             formula: String::new(),
             status: RunStatus::Incomplete,
             trainable_params: 0,

@@ -15,6 +15,7 @@ pub mod atomic;
 pub mod metrics;
 pub mod run_dir;
 pub mod step_log;
+pub mod study;
 pub mod tensor_file;
 
 pub use run_dir::RunDir;

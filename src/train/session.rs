@@ -28,6 +28,7 @@ use crate::pretrained::tokenizer::Tokenizer;
 use crate::pretrained::weights::LoadedModel;
 use crate::runs::RunDir;
 use crate::runs::metrics::{BaseLoss, RunMetrics, RunStatus};
+use crate::runs::study::{PlannedRun, Study};
 use crate::train::run_id::{self, RunIdentity};
 
 /// The backend a session computes on, as [`super::backend::dispatch`] hands it over.
@@ -255,6 +256,15 @@ fn computes_bf16(run: &ir::Run, backend: &str) -> bool {
     wants && can
 }
 
+/// What the report needs of the experiment beside its runs' metrics.
+pub fn study_of(e: &ir::Experiment) -> Study {
+    Study {
+        select: e.select,
+        reference: e.reference.clone(),
+        runs: e.runs.iter().map(|r| PlannedRun { name: r.name.clone(), group: r.group.clone(), config: r.config.clone() }).collect(),
+    }
+}
+
 /// Train every run of every experiment of `program`; returns how many
 /// failed or diverged.
 pub fn train_program<B: AutodiffBackend>(program: &ir::Program, opts: &SessionOptions, compute: &Compute<B>) -> Result<usize> {
@@ -270,6 +280,7 @@ fn train_experiment<B: AutodiffBackend>(e: &ir::Experiment, opts: &SessionOption
     if runs.is_empty() {
         return Ok(0);
     }
+    study_of(e).write(&opts.runs_dir.join(&e.name))?;
     let ctx = ExperimentContext::load(e, compute)?;
     let mut failures = 0;
     for run in runs {
@@ -353,6 +364,8 @@ pub fn train_one<B: AutodiffBackend>(ctx: &ExperimentContext<B>, run: &ir::Run, 
     m.scheme = inst.name.clone();
     m.args = inst.params.iter().map(|a| (a.name.clone(), serde_json::json!(a.value))).collect();
     m.swept = run.swept.clone();
+    m.group = Some(run.group.clone());
+    m.config = Some(run.config.clone());
     m.formula = scheme_formula(&inst.source);
     m.loss_on = cfg.loss_on.name().to_string();
     m.epochs_planned = cfg.epochs;

@@ -58,6 +58,9 @@ fn expected_codes() -> BTreeMap<&'static str, &'static str> {
         ("err_bad_value", "E0408"),
         ("err_micro_tokens", "E0408"),
         ("err_empty_sweep", "E0409"),
+        ("err_bad_search", "E0410"),
+        ("err_bad_selection", "E0411"),
+        ("err_unknown_reference", "E0412"),
     ]
     .into_iter()
     .collect()

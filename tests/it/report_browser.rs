@@ -90,12 +90,13 @@ fn html_report_loads_in_headless_chromium() {
     let dom = chromium(&bin, &["--dump-dom".to_string()], &url);
     // Parsed by the browser, the page keeps its structure.
     assert!(dom.contains("<title>peftc report: gsm8k_quick</title>"), "title missing from the DOM");
-    // Results table, one table per scheme (6 schemes), epochs table, provenance table.
+    // Headline and configurations tables, results table, one table per
+    // scheme (6 schemes), epochs table, provenance table.
     let tables = dom.matches("<table").count();
-    assert_eq!(tables, 1 + 6 + 1 + 1, "tables in the DOM");
-    // Train, test, params-vs-loss, two sweeps.
+    assert_eq!(tables, 2 + 1 + 6 + 1 + 1, "tables in the DOM");
+    // Train, test, the two params-vs-loss panels, two sweeps.
     let svgs = dom.matches("<svg").count();
-    assert_eq!(svgs, 5, "inline SVG plots in the DOM");
+    assert_eq!(svgs, 6, "inline SVG plots in the DOM");
     assert!(dom.contains("class=\"pareto-front\""));
     assert_eq!(dom.matches("<tr class=\"base\">").count(), 1 + 6 + 1, "base row in every runs table and in the epochs table");
     for status in ["complete", "incomplete", "diverged", "failed", "unreadable", "missing"] {
@@ -119,4 +120,38 @@ fn html_report_loads_in_headless_chromium() {
         assert!(bytes.len() > 20_000, "screenshot suspiciously small ({} bytes): blank page?", bytes.len());
         eprintln!("screenshot: {}", png.display());
     }
+}
+
+#[test]
+fn study_report_loads_in_headless_chromium() {
+    let Some(bin) = find_chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium not found but CI is set: install it (apt-get install -y chromium) or set PEFTC_CHROMIUM");
+        }
+        eprintln!("\n\n!!! SKIPPED study_report_loads_in_headless_chromium: no chromium on PATH !!!\n\n");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    peftc::report::render_experiment(&fixtures(), "study_seeds", out.path()).unwrap();
+    let url = format!("file://{}", out.path().join("study_seeds.html").display());
+    let dom = chromium(&bin, &["--dump-dom".to_string()], &url);
+    assert!(dom.contains("<section id=\"headline\">"), "no headline section");
+    assert_eq!(dom.matches("<table class=\"headline\">").count(), 1);
+    assert_eq!(dom.matches("<table class=\"configs\">").count(), 1);
+    // Two groups within the seeds' spread of the best or the reference.
+    assert_eq!(dom.matches("title=\"not distinguishable from the best row\"").count(), 1);
+    assert_eq!(dom.matches("title=\"not distinguishable from the reference\"").count(), 1);
+    // Train, test, both Pareto panels of the selected configurations, the
+    // γ sweep, and the one run that recorded its steps gets its curve.
+    assert_eq!(dom.matches("<svg").count(), 6, "inline SVG plots in the DOM");
+    assert!(dom.contains("Training curve"), "no per-step curve");
+    assert!(dom.contains("Selected configurations: trainable parameters vs train loss, final epoch"));
+    let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-browser");
+    fs::create_dir_all(&keep).unwrap();
+    let png = keep.join("study_seeds-desktop.png");
+    let _ = fs::remove_file(&png);
+    chromium(&bin, &[format!("--screenshot={}", png.display()), "--window-size=1280,3000".to_string()], &url);
+    let bytes = fs::read(&png).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", png.display()));
+    assert!(bytes.len() > 20_000, "screenshot suspiciously small ({} bytes): blank page?", bytes.len());
+    eprintln!("screenshot: {}", png.display());
 }

@@ -39,6 +39,7 @@ fn quick_experiment_markdown_snapshot() {
             "gsm8k_quick.html",
             "gsm8k_quick/train_loss.svg",
             "gsm8k_quick/test_loss.svg",
+            "gsm8k_quick/params_vs_train.svg",
             "gsm8k_quick/params_vs_loss.svg",
             "gsm8k_quick/sweep-lora_gamma-gamma.svg",
             "gsm8k_quick/sweep-partially_tied_lora-k_a.svg",
@@ -193,4 +194,53 @@ fn cli_report_subcommand() {
     let bad = Command::new(env!("CARGO_BIN_EXE_peftc")).args(["report", "/nonexistent/runs", "-o"]).arg(out.path()).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("error: /nonexistent/runs is not a directory"));
+}
+
+/// The `## Headline` section of a rendered report (up to `## Results`).
+fn headline_section(md: &str) -> &str {
+    let start = md.find("## Headline").expect("a headline section");
+    &md[start..md.find("## Results").expect("a results section")]
+}
+
+#[test]
+fn study_headline_selects_by_train_loss_and_marks_noise() {
+    let out = tempfile::tempdir().unwrap();
+    render_experiment(&fixtures(), "study_seeds", out.path()).unwrap();
+    let md = fs::read_to_string(out.path().join("study_seeds.md")).unwrap();
+    let head = headline_section(&md);
+    // γ = 32 is selected by its lower train loss although γ = 1 tests better;
+    // its test loss is within the seeds' spread of the reference's.
+    assert!(head.contains("| `lora_gamma` ★ | γ=32 | 2,442,240 | 3 | 2.105 ± 0.005 | 2.300 ± 0.010 |"), "{head}");
+    assert!(head.contains("| -0.005 ≈ |"), "{head}");
+    assert!(head.contains("| `peft_lora` ≈ |"), "{head}");
+    // tied_lora is 0.1 bits worse: distinguishable, unmarked; dora lost a seed.
+    assert!(head.contains("| `tied_lora` | — | 321,696 | 3 |") && head.contains("| +0.100 |"), "{head}");
+    assert!(head.contains("| `dora` | — | 2,472,480 | 2 of 3 |"), "{head}");
+    insta::assert_snapshot!("study_seeds_headline", head);
+}
+
+#[test]
+fn study_headline_follows_the_selection_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("study_seeds"), &dir.path().join("study_seeds"));
+    let study = dir.path().join("study_seeds/study.json");
+    let text = fs::read_to_string(&study).unwrap().replace(
+        r#""by": "train_loss",
+    "epoch": null"#,
+        r#""by": "test_loss_best""#,
+    );
+    assert!(text.contains("test_loss_best"));
+    fs::write(&study, text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    render_experiment(dir.path(), "study_seeds", out.path()).unwrap();
+    let md = fs::read_to_string(out.path().join("study_seeds.md")).unwrap();
+    let head = headline_section(&md);
+    assert!(head.contains("`select = test_loss(best)`"), "{head}");
+    assert!(head.contains("| `lora_gamma` ★ | γ=1 | 2,442,240 | 3 | 2.275 ± 0.005 | 2.275 ± 0.005 |"), "{head}");
+    // Selecting by epoch 1's train loss instead: γ = 32 (2.40 < 2.50).
+    let text = fs::read_to_string(&study).unwrap().replace(r#""by": "test_loss_best""#, r#""by": "train_loss", "epoch": 1"#);
+    fs::write(&study, text).unwrap();
+    render_experiment(dir.path(), "study_seeds", out.path()).unwrap();
+    let md = fs::read_to_string(out.path().join("study_seeds.md")).unwrap();
+    assert!(headline_section(&md).contains("| `lora_gamma` ★ | γ=32 | 2,442,240 | 3 | 2.400 ± 0.000 |"), "{md}");
 }
