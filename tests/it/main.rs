@@ -13,6 +13,7 @@
 mod support;
 
 mod cli_run;
+mod cli_sweep;
 mod data_gsm8k;
 mod io_cli;
 mod io_dequant;
