@@ -160,7 +160,10 @@ exit "$rc"
 
     let mut report = String::new();
     writeln!(report, "#!/bin/bash")?;
-    writeln!(report, "# Written by `peftc slurm`: the reports of {name}, once the array job is over (submit with --dependency=afterany:<array job id>).")?;
+    writeln!(
+        report,
+        "# Written by `peftc slurm`: the reports of {name}, once the array job is over (submit with --dependency=afterany:<array job id>)."
+    )?;
     writeln!(report, "#SBATCH --job-name=peftc-{name}-report")?;
     writeln!(report, "#SBATCH --output={}/report_%j.out", logs.display())?;
     report.push_str(&common);

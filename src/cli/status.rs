@@ -106,9 +106,8 @@ fn runs_of(runs_dir: &Path, plan: &Path) -> Result<Vec<PlannedRun>> {
     }
     let mut out = Vec::new();
     let dirs = |p: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
-            .unwrap_or_default();
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(p).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
         v.retain(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')));
         v.sort();
         v

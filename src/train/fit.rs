@@ -187,8 +187,7 @@ where
     let plan = EvalPlan { micro_tokens, max_len: cfg.max_len, workers: opts.workers };
     let stop_requested = || opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     let (mut last_checkpoint, mut last_checkpoint_step) = (Instant::now(), opt.step);
-    let mut done_this_session = 0;
-    for epoch in at.epoch..=cfg.epochs {
+    for (done_this_session, epoch) in (at.epoch..=cfg.epochs).enumerate() {
         if opts.stop_after_epochs.is_some_and(|n| done_this_session >= n) {
             metrics.wall_seconds = wall_before + session.elapsed().as_secs_f64();
             run.write_metrics(metrics)?;
@@ -275,7 +274,6 @@ where
         metrics.train_tokens_per_s = tt as f64 / ts.max(1e-9);
         metrics.peak_rss_bytes = metrics.peak_rss_bytes.max(memory::peak_rss_bytes());
         run.write_metrics(metrics)?;
-        done_this_session += 1;
         if epoch < cfg.epochs && stop_requested() {
             eprintln!("{}: stopped by a signal after epoch {epoch}, checkpointed", opts.label);
             return Ok(FitEnd::Stopped);

@@ -123,7 +123,15 @@ fn shards_split_the_frozen_plan_and_an_edited_spec_is_refused() {
     let (code, out) = peftc(&["slurm", "specs", "--max-parallel", "2", "--time", "0:10:00", "--runs-dir", "runs2"], root, &[]);
     assert_eq!(code, 0, "{out}");
     let array = std::fs::read_to_string(root.join("slurm/array.sbatch")).unwrap();
-    for want in ["--array=0-2%2", "--requeue", "--open-mode=append", "--signal=B:USR1@300", "--time=0:10:00", "--shard \"${SLURM_ARRAY_TASK_ID}/3\"", "scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\""] {
+    for want in [
+        "--array=0-2%2",
+        "--requeue",
+        "--open-mode=append",
+        "--signal=B:USR1@300",
+        "--time=0:10:00",
+        "--shard \"${SLURM_ARRAY_TASK_ID}/3\"",
+        "scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"",
+    ] {
         assert!(array.contains(want), "{want} missing:\n{array}");
     }
     assert!(!array.contains("--gres"), "no gres for the CPU backend:\n{array}");

@@ -30,7 +30,8 @@ impl Drop for LocalSlurm {
 
 fn start_slurm() -> Option<LocalSlurm> {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    let have = ["slurmctld", "slurmd", "munged", "sbatch"].iter().all(|b| Command::new("which").arg(b).output().is_ok_and(|o| o.status.success()));
+    let have =
+        ["slurmctld", "slurmd", "munged", "sbatch"].iter().all(|b| Command::new("which").arg(b).output().is_ok_and(|o| o.status.success()));
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !have || !root {
         let why = if have { "not root" } else { "slurm-wlm/munge not installed" };
