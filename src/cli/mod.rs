@@ -16,6 +16,8 @@ pub mod merge;
 pub mod params;
 pub mod report;
 pub mod run;
+pub mod slurm;
+pub mod status;
 pub mod to_hf;
 pub mod tokenize;
 
@@ -55,6 +57,11 @@ enum Cmd {
     /// Train every run of the experiments in the given specs (skips complete
     /// runs, resumes interrupted ones) into runs/<experiment>/<run>/.
     Run(run::RunArgs),
+    /// Write a Slurm array job for the sweep (plan.json, array.sbatch,
+    /// report.sbatch), and with --submit submit it.
+    Slurm(slurm::SlurmArgs),
+    /// Where each planned run of a sweep stands; exit 0 only when all are complete.
+    Status(status::StatusArgs),
     /// Bake a trained adapter into the base weights: an HF-style model directory.
     Merge(merge::MergeArgs),
     /// Write a trained LoRA/rsLoRA/DoRA adapter in HF PEFT's layout.
@@ -73,6 +80,8 @@ pub fn main() -> u8 {
         Cmd::Params(a) => params::cmd_params(&a),
         Cmd::Explain(a) => explain::cmd_explain(&a),
         Cmd::Run(a) => run::cmd_run(&a),
+        Cmd::Slurm(a) => exit_code(slurm::cmd_slurm(&a)),
+        Cmd::Status(a) => status::cmd_status(&a),
         Cmd::Report(a) => exit_code(report::cmd_report(&a)),
         Cmd::Merge(a) => exit_code(merge::cmd_merge(&a)),
         Cmd::ExportPeft(a) => exit_code(export_peft::cmd_export_peft(&a)),

@@ -257,6 +257,7 @@ fn default_train() -> TrainSpec {
         merge: MergePolicy::Optional,
         micro_tokens: None,
         seeds: Vec::new(),
+        checkpoint: CheckpointEvery::default(),
     }
 }
 
@@ -379,6 +380,38 @@ fn schedule(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<Schedule> {
     Some(Schedule { kind, warmup })
 }
 
+/// `every(steps: N, minutes: M)`: step checkpoints (at least one of the two).
+fn checkpoint_every(e: &AstExpr, d: &mut Vec<Diagnostic>) -> Option<CheckpointEvery> {
+    let bad = |d: &mut Vec<Diagnostic>, span| {
+        push_error(d, ErrorKind::BadValue("checkpoint is every(steps: N, minutes: M), with one or both".into()), span, "here");
+    };
+    let AstExprKind::Call { func, args } = &e.kind else {
+        bad(d, e.span);
+        return None;
+    };
+    if func.name != "every" {
+        bad(d, e.span);
+        return None;
+    }
+    if !check_keys(args, &["steps", "minutes"], "every", d) {
+        return None;
+    }
+    let (steps, minutes) = (named_arg(args, "steps"), named_arg(args, "minutes"));
+    if steps.is_none() && minutes.is_none() {
+        bad(d, e.span);
+        return None;
+    }
+    let steps = match steps {
+        Some(v) => Some(integer_at_least(v, "steps", 1, d)?),
+        None => None,
+    };
+    let minutes = match minutes {
+        Some(v) => Some(positive_number(v, "minutes", false, d)?),
+        None => None,
+    };
+    Some(CheckpointEvery { steps, minutes })
+}
+
 /// Apply one `key: value` train setting. Returns the span-able success.
 fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut Vec<Diagnostic>) -> bool {
     let v = &kv.value;
@@ -431,6 +464,7 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
             }
         },
         "seeds" if !allow_run_only => set!(seed_list(v, d).map(|x| t.seeds = x)),
+        "checkpoint" if !allow_run_only => set!(checkpoint_every(v, d).map(|c| t.checkpoint = c)),
         "merge" if !allow_run_only => match bare_word(v) {
             Some("required") => {
                 t.merge = MergePolicy::Required;
@@ -449,13 +483,13 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
             let keys = if allow_run_only {
                 "lr, weight_decay, optimizer, schedule, grad_clip, epochs, batch, seed"
             } else {
-                "optimizer, lr, weight_decay, schedule, grad_clip, epochs, batch, seed, seeds, precision, merge, micro_tokens"
+                "optimizer, lr, weight_decay, schedule, grad_clip, epochs, batch, seed, seeds, precision, merge, micro_tokens, checkpoint"
             };
             let mut diag =
                 Diagnostic::error(ErrorKind::UnknownSetting(format!("`{other}` in train settings")), kv.key.span).label("unknown");
             if allow_run_only && other == "seeds" {
                 diag = diag.note("`seeds` replicates every run and is set in the experiment's `train { … }` block; a run sweeps its own with `seed: [0, 1, 2]`");
-            } else if allow_run_only && matches!(other, "precision" | "merge" | "micro_tokens") {
+            } else if allow_run_only && matches!(other, "precision" | "merge" | "micro_tokens" | "checkpoint") {
                 diag = diag.note(format!("`{other}` is set for the whole experiment, in its `train {{ … }}` block"));
             } else if let Some(h) = super::diagnostic::did_you_mean(other, keys.split(", ")) {
                 diag = diag.note(h);

@@ -247,6 +247,33 @@ pub struct TrainSpec {
     /// run has one `seed` and an empty list.
     #[serde(default)]
     pub seeds: Vec<u64>,
+    /// When to write step checkpoints (`checkpoint: every(steps: N,
+    /// minutes: M)`); not part of a run's id: it does not change results.
+    #[serde(default)]
+    pub checkpoint: CheckpointEvery,
+}
+
+/// Step checkpoints every `steps` optimizer steps or `minutes` of training,
+/// whichever comes first (either may be off), besides the end of every
+/// epoch and a preemption signal.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointEvery {
+    pub steps: Option<u64>,
+    pub minutes: Option<f64>,
+}
+
+impl Default for CheckpointEvery {
+    /// Every 500 steps or 10 minutes.
+    fn default() -> Self {
+        CheckpointEvery { steps: Some(500), minutes: Some(10.0) }
+    }
+}
+
+impl CheckpointEvery {
+    /// Is a checkpoint due, `steps` steps and `elapsed` after the last one?
+    pub fn due(&self, steps: u64, elapsed: std::time::Duration) -> bool {
+        self.steps.is_some_and(|n| steps >= n) || self.minutes.is_some_and(|m| elapsed.as_secs_f64() >= m * 60.0)
+    }
 }
 
 pub use crate::runs::study::Selection;

@@ -67,6 +67,12 @@ pub fn check(paths: &[PathBuf], opts: &Options) -> (Option<Program>, Diagnostics
     check_sources(Sources::load(paths), opts)
 }
 
+/// Every spec file that checking `paths` reads (directories expanded,
+/// imports followed), absolute: what a sweep's plan hashes.
+pub fn spec_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    Sources::load(paths).files.into_iter().map(|f| f.path).collect()
+}
+
 /// Check one in-memory source (imports are reported as errors).
 pub fn check_text(name: &str, text: &str, opts: &Options) -> (Option<Program>, Diagnostics) {
     check_sources(Sources::from_text(name, text), opts)

@@ -28,14 +28,27 @@ pub fn save_adapter<B: Backend>(adapter: &Adapter<B>, path: &Path, metadata: Has
     tensor_file::save(path, &params_map(adapter), Some(metadata))
 }
 
+/// The bytes [`save_adapter`] writes (for checkpoints, which hash them).
+pub fn adapter_bytes<B: Backend>(adapter: &Adapter<B>, metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+    tensor_file::to_bytes(&params_map(adapter), Some(metadata))
+}
+
 /// Load trainable tensors saved by [`save_adapter`] into `adapter`.
 pub fn load_adapter<B: Backend>(adapter: &mut Adapter<B>, path: &Path, device: &B::Device) -> Result<()> {
-    let map = tensor_file::load(path)?;
+    set_from_map(adapter, &tensor_file::load(path)?, device).with_context(|| path.display().to_string())
+}
+
+/// [`load_adapter`] from the bytes of such a file.
+pub fn load_adapter_bytes<B: Backend>(adapter: &mut Adapter<B>, bytes: &[u8], device: &B::Device) -> Result<()> {
+    set_from_map(adapter, &tensor_file::from_bytes(bytes)?, device)
+}
+
+fn set_from_map<B: Backend>(adapter: &mut Adapter<B>, map: &BTreeMap<String, F32Tensor>, device: &B::Device) -> Result<()> {
     let mut params = Vec::new();
     for info in adapter.param_infos() {
-        let t = map.get(&info.name).with_context(|| format!("{}: missing tensor `{}`", path.display(), info.name))?;
+        let t = map.get(&info.name).with_context(|| format!("missing tensor `{}`", info.name))?;
         if t.data.len() != info.numel() {
-            bail!("{}: tensor `{}` has {} values, expected {}", path.display(), info.name, t.data.len(), info.numel());
+            bail!("tensor `{}` has {} values, expected {}", info.name, t.data.len(), info.numel());
         }
         params.push(Tensor::<B, 1>::from_data(TensorData::new(t.data.clone(), [t.data.len()]).convert::<B::FloatElem>(), device));
     }

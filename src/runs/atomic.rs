@@ -50,7 +50,7 @@ fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, fs::File)> {
 
 /// This machine's host name (file-name safe), for temporary names unique
 /// across the nodes of a cluster.
-fn host() -> &'static str {
+pub fn host() -> &'static str {
     static HOST: OnceLock<String> = OnceLock::new();
     HOST.get_or_init(|| {
         let raw = fs::read_to_string("/proc/sys/kernel/hostname")

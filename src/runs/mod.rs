@@ -6,13 +6,16 @@
 //! [`RunDir`] owns every file name; [`metrics::RunMetrics`] is
 //! `metrics.json`; [`step_log`] `steps.jsonl` (the per-step training
 //! curve); [`tensor_file`] the f32 safetensors of adapters and
-//! optimizer states. Every file is written atomically
+//! optimizer states; [`lease`] who trains a run (`.lease`); [`plan`] a
+//! sweep's frozen run list and its shards (`plan.json`). Every file is written atomically
 //! ([`atomic::write_atomic`], also used for model files and reports). This
 //! stage depends on no other: the run id that names a run's content is
 //! computed by the trainer ([`crate::train::run_id`]).
 
 pub mod atomic;
+pub mod lease;
 pub mod metrics;
+pub mod plan;
 pub mod run_dir;
 pub mod step_log;
 pub mod study;

@@ -6,10 +6,13 @@
 //!   run.json                the resolved run: scheme instance, train and data settings
 //!   scheme.peft             the scheme's source
 //!   adapter.safetensors     the trained adapter (written when the run completes)
-//!   checkpoint/             the last end-of-epoch state
-//!     adapter.safetensors
-//!     optimizer.safetensors
-//!     state.json            run id, epoch, optimizer step
+//!   steps.jsonl             the per-step training curve
+//!   checkpoints/            the last step checkpoint, one directory written whole
+//!     e0002-s000150/        (crate::train::checkpoint)
+//!       adapter.safetensors
+//!       optimizer.safetensors
+//!       state.json          position, optimizer step, sums, manifest of hashes
+//!   .lease                  the worker training the run (super::lease)
 //! ```
 //!
 //! No other module spells these names.
@@ -71,20 +74,14 @@ impl RunDir {
         self.path.join("peft")
     }
 
-    pub fn checkpoint_dir(&self) -> PathBuf {
-        self.path.join("checkpoint")
+    /// Step checkpoints ([`crate::train::checkpoint`] names what is inside).
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.path.join("checkpoints")
     }
 
-    pub fn checkpoint_adapter(&self) -> PathBuf {
-        self.checkpoint_dir().join("adapter.safetensors")
-    }
-
-    pub fn checkpoint_optimizer(&self) -> PathBuf {
-        self.checkpoint_dir().join("optimizer.safetensors")
-    }
-
-    pub fn checkpoint_state(&self) -> PathBuf {
-        self.checkpoint_dir().join("state.json")
+    /// The lease of the worker training the run ([`super::lease`]).
+    pub fn lease(&self) -> PathBuf {
+        self.path.join(".lease")
     }
 
     /// The recorded metrics, if the file exists and parses.

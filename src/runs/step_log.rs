@@ -3,9 +3,10 @@
 //! the tokens the spec's `loss:` selects, token-weighted within the step,
 //! and the learning rate), appended and flushed as the run trains.
 //!
-//! A resumed run continues from its last end-of-epoch checkpoint, so the log
-//! is first cut back to the epochs that checkpoint covers (rewritten
-//! atomically); a line torn by a kill is skipped when read.
+//! A resumed run continues from its last checkpoint ([`Position`]), so the
+//! log is first cut back to the steps that checkpoint covers (rewritten
+//! atomically): after any number of interruptions every step is in it once.
+//! A line torn by a kill is skipped when read.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,6 +14,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+
+/// Where a run stands: the epoch in progress (from 1) and how many of its
+/// batches are done. Ordered as training proceeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Position {
+    pub epoch: usize,
+    pub step: usize,
+}
+
+impl Position {
+    /// Nothing trained yet.
+    pub const START: Position = Position { epoch: 1, step: 0 };
+}
 
 /// One optimizer step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,11 +53,11 @@ pub struct StepLog {
 }
 
 impl StepLog {
-    /// Opens `path` keeping only the records of epochs before `first_epoch`
-    /// (the ones the run resumes after); returns the log and the tokens
-    /// those records trained on.
-    pub fn open(path: &Path, first_epoch: usize) -> Result<(Self, u64)> {
-        let kept: Vec<StepRecord> = read(path).into_iter().filter(|r| r.epoch < first_epoch).collect();
+    /// Opens `path` keeping only the records up to `at` (the position the
+    /// run resumes from); returns the log and the tokens those records
+    /// trained on.
+    pub fn open(path: &Path, at: Position) -> Result<(Self, u64)> {
+        let kept: Vec<StepRecord> = read(path).into_iter().filter(|r| Position { epoch: r.epoch, step: r.step } <= at).collect();
         let mut text = String::new();
         for r in &kept {
             text.push_str(&serde_json::to_string(r)?);
@@ -74,7 +88,7 @@ mod tests {
     fn reopening_keeps_the_checkpointed_epochs_and_skips_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("steps.jsonl");
-        let (mut log, tokens) = StepLog::open(&path, 1).unwrap();
+        let (mut log, tokens) = StepLog::open(&path, Position::START).unwrap();
         assert_eq!(tokens, 0);
         for r in [rec(1, 1), rec(1, 2), rec(2, 1)] {
             log.append(&r).unwrap();
@@ -84,8 +98,14 @@ mod tests {
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"epoch\":2,\"st").unwrap();
         assert_eq!(read(&path), vec![rec(1, 1), rec(1, 2), rec(2, 1)]);
         // Resuming after epoch 1: epoch 2's partial records go.
-        let (_, tokens) = StepLog::open(&path, 2).unwrap();
+        let (mut log, tokens) = StepLog::open(&path, Position { epoch: 2, step: 0 }).unwrap();
         assert_eq!(read(&path), vec![rec(1, 1), rec(1, 2)]);
         assert_eq!(tokens, rec(1, 2).tokens);
+        // Resuming mid-epoch, after step 1 of epoch 1.
+        log.append(&rec(2, 1)).unwrap();
+        drop(log);
+        let (_, tokens) = StepLog::open(&path, Position { epoch: 1, step: 1 }).unwrap();
+        assert_eq!(read(&path), vec![rec(1, 1)]);
+        assert_eq!(tokens, rec(1, 1).tokens);
     }
 }

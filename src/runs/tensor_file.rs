@@ -34,7 +34,12 @@ pub fn save(path: &Path, tensors: &BTreeMap<String, F32Tensor>, metadata: Option
 /// Read every tensor of an f32 (or bf16/f16, converted) safetensors file.
 pub fn load(path: &Path) -> Result<BTreeMap<String, F32Tensor>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes).with_context(|| format!("parsing safetensors {}", path.display()))?;
+    from_bytes(&bytes).with_context(|| path.display().to_string())
+}
+
+/// [`load`] from a file's bytes.
+pub fn from_bytes(bytes: &[u8]) -> Result<BTreeMap<String, F32Tensor>> {
+    let st = SafeTensors::deserialize(bytes).context("parsing safetensors")?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let b = view.data();
@@ -42,7 +47,7 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, F32Tensor>> {
             Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
             Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            other => bail!("{}: tensor `{name}` has unsupported dtype {other:?}", path.display()),
+            other => bail!("tensor `{name}` has unsupported dtype {other:?}"),
         };
         out.insert(name.to_string(), F32Tensor { shape: view.shape().to_vec(), data });
     }

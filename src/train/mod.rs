@@ -8,8 +8,8 @@
 //! ([`session::ExperimentContext`]) and trains its runs: [`fit`] is the
 //! epoch loop (steps from [`loss`] on [`parallel`] micro-batches sized by
 //! [`memory`], [`optim`] and [`schedule`], [`evaluate`] at each epoch's
-//! end, [`checkpoint`]s, [`progress`] lines), and [`run_id`] names what a
-//! run computes.
+//! end, [`checkpoint`]s, [`progress`] lines), [`preempt`] turns a signal into a
+//! checkpointed stop, and [`run_id`] names what a run computes.
 
 pub mod backend;
 pub mod checkpoint;
@@ -20,11 +20,12 @@ pub mod loss;
 pub mod memory;
 pub mod optim;
 pub mod parallel;
+pub mod preempt;
 pub mod progress;
 pub mod run_id;
 pub mod schedule;
 pub mod session;
 
-pub use fit::{TrainConfig, TrainInputs, TrainOptions, fit};
+pub use fit::{FitEnd, TrainConfig, TrainInputs, TrainOptions, fit};
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use schedule::{Schedule, ScheduleKind};

@@ -73,8 +73,29 @@ fn hex(digest: &[u8]) -> String {
 
 /// Hash of a file's bytes (models).
 pub fn file_hash(path: &Path) -> Result<String> {
+    if path.is_dir() {
+        return dir_hash(path);
+    }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(sha256_hex(&bytes))
+}
+
+/// Hash of a model directory (HF layout): every file's name and content
+/// hash, by name (a GGUF file hashes as [`file_hash`] always did).
+fn dir_hash(dir: &Path) -> Result<String> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    files.sort();
+    let mut listing = String::from("model directory v1\n");
+    for f in files {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        listing.push_str(&format!("{name} {}\n", file_hash(&f)?));
+    }
+    Ok(sha256_hex(listing.as_bytes()))
 }
 
 /// Hash of the tokenized data a run trains and evaluates on: every example's

@@ -4,18 +4,22 @@
 //! Each run lives in a [`RunDir`] (`runs/<experiment>/<run>/`). Its id
 //! ([`crate::train::run_id`]) hashes everything that affects the result, so a
 //! complete run with the same id is skipped and an incomplete one resumes
-//! from its last end-of-epoch checkpoint. A failed or diverged run does not
-//! stop the others; the number of such runs is returned.
+//! from its last step checkpoint. Each run is trained under its lease
+//! ([`crate::runs::lease`]), so workers sharing a runs directory never train
+//! one run twice. A failed or diverged run does not stop the others; a
+//! preemption signal stops the session after a checkpoint.
 
 use std::cell::OnceCell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::evaluate::{EvalPlan, evaluate};
-use super::fit::{TrainConfig, TrainInputs, TrainOptions, fit};
+use super::fit::{FitEnd, TrainConfig, TrainInputs, TrainOptions, fit};
 use super::memory;
 use super::progress::ProgressMode;
 use super::schedule::Schedule;
@@ -27,6 +31,7 @@ use crate::model::hook::NoAdapter;
 use crate::pretrained::tokenizer::Tokenizer;
 use crate::pretrained::weights::LoadedModel;
 use crate::runs::RunDir;
+use crate::runs::lease::{Acquired, Lease, LeaseTimes};
 use crate::runs::metrics::{BaseLoss, RunMetrics, RunStatus};
 use crate::runs::study::{PlannedRun, Study};
 use crate::train::run_id::{self, RunIdentity};
@@ -65,6 +70,48 @@ pub struct SessionOptions {
     /// Memory the session may use in all, in bytes (default: what the
     /// machine or cgroup has available when a run starts).
     pub max_memory: Option<u64>,
+    /// Only these (experiment, run) pairs: a shard of a sweep's plan.
+    pub select: Option<BTreeSet<(String, String)>>,
+    /// How long another worker's lease stays fresh.
+    pub lease: LeaseTimes,
+    /// The preemption flag ([`super::preempt::install`]).
+    pub stop: Option<&'static AtomicBool>,
+    /// Sleep after every step, in ms (`PEFTC_TEST_STEP_DELAY_MS`: tests slow
+    /// a run down to interrupt it).
+    pub step_delay_ms: Option<u64>,
+}
+
+impl SessionOptions {
+    /// Defaults for `runs_dir`: every run, progress bars, no memory cap,
+    /// the default lease timeout, no stop flag.
+    pub fn new(runs_dir: PathBuf) -> Self {
+        SessionOptions {
+            runs_dir,
+            only: None,
+            quiet: false,
+            max_memory: None,
+            select: None,
+            lease: LeaseTimes::default(),
+            stop: None,
+            step_delay_ms: None,
+        }
+    }
+
+    fn selects(&self, experiment: &str, run: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| run.contains(o.as_str()))
+            && self.select.as_ref().is_none_or(|s| s.contains(&(experiment.to_string(), run.to_string())))
+    }
+}
+
+/// What a session did, beyond the runs' own records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionOutcome {
+    /// Runs that failed or diverged.
+    pub failures: usize,
+    /// Runs skipped because another worker holds their lease.
+    pub busy: usize,
+    /// A preemption signal stopped the session (the run it was training is checkpointed).
+    pub stopped: bool,
 }
 
 /// Everything the runs of one experiment share: the base model (for
@@ -265,28 +312,45 @@ pub fn study_of(e: &ir::Experiment) -> Study {
     }
 }
 
-/// Train every run of every experiment of `program`; returns how many
-/// failed or diverged.
-pub fn train_program<B: AutodiffBackend>(program: &ir::Program, opts: &SessionOptions, compute: &Compute<B>) -> Result<usize> {
-    let mut failures = 0;
+/// Train every run of every experiment of `program` (each under its
+/// lease, skipping runs another worker holds), until done or stopped.
+pub fn train_program<B: AutodiffBackend>(program: &ir::Program, opts: &SessionOptions, compute: &Compute<B>) -> Result<SessionOutcome> {
+    let mut out = SessionOutcome::default();
     for e in &program.experiments {
-        failures += train_experiment(e, opts, compute)?;
+        train_experiment(e, opts, compute, &mut out)?;
+        if out.stopped {
+            break;
+        }
     }
-    Ok(failures)
+    Ok(out)
 }
 
-fn train_experiment<B: AutodiffBackend>(e: &ir::Experiment, opts: &SessionOptions, compute: &Compute<B>) -> Result<usize> {
-    let runs: Vec<&ir::Run> = e.runs.iter().filter(|r| opts.only.as_ref().is_none_or(|o| r.name.contains(o.as_str()))).collect();
+fn train_experiment<B: AutodiffBackend>(
+    e: &ir::Experiment,
+    opts: &SessionOptions,
+    compute: &Compute<B>,
+    out: &mut SessionOutcome,
+) -> Result<()> {
+    let runs: Vec<&ir::Run> = e.runs.iter().filter(|r| opts.selects(&e.name, &r.name)).collect();
     if runs.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
     study_of(e).write(&opts.runs_dir.join(&e.name))?;
     let ctx = ExperimentContext::load(e, compute)?;
-    let mut failures = 0;
+    let stop_requested = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
     for run in runs {
+        if stop_requested() {
+            out.stopped = true;
+            return Ok(());
+        }
         let dir = RunDir::new(&opts.runs_dir, &e.name, &run.name);
-        match train_one(&ctx, run, &dir, opts) {
-            Ok(m) => match &m.status {
+        let Some(lease) = take_lease(&dir, opts, out)? else { continue };
+        match train_one(&ctx, run, &dir, opts, &lease) {
+            Ok((_, FitEnd::Stopped)) => {
+                out.stopped = true;
+                return Ok(());
+            }
+            Ok((m, FitEnd::Done)) => match &m.status {
                 RunStatus::Complete => {
                     let b = m.best.as_ref();
                     eprintln!(
@@ -300,7 +364,7 @@ fn train_experiment<B: AutodiffBackend>(e: &ir::Experiment, opts: &SessionOption
                 }
                 RunStatus::Diverged { message, .. } => {
                     eprintln!("run {}: diverged: {message}", run.name);
-                    failures += 1;
+                    out.failures += 1;
                 }
                 s => {
                     eprintln!("run {}: {s:?}", run.name);
@@ -310,18 +374,44 @@ fn train_experiment<B: AutodiffBackend>(e: &ir::Experiment, opts: &SessionOption
                 eprintln!("run {}: failed: {err:#}", run.name);
                 let mut m = dir.read_metrics().unwrap_or_else(|| RunMetrics::blank(&e.name, &run.name, ""));
                 m.status = RunStatus::Failed { message: format!("{err:#}") };
-                if let Err(w) = dir.write_metrics(&m) {
+                if lease.lost_flag().load(Ordering::SeqCst) {
+                    eprintln!("run {}: not recording the failure: another worker holds the run now", run.name);
+                } else if let Err(w) = dir.write_metrics(&m) {
                     eprintln!("run {}: could not record the failure: {w:#}", run.name);
                 }
-                failures += 1;
+                out.failures += 1;
             }
         }
     }
-    Ok(failures)
+    Ok(())
 }
 
-/// Train one run into `dir`, or skip it when it is already complete.
-pub fn train_one<B: AutodiffBackend>(ctx: &ExperimentContext<B>, run: &ir::Run, dir: &RunDir, opts: &SessionOptions) -> Result<RunMetrics> {
+/// The run's lease, or `None` (counted as busy) when another worker holds it.
+fn take_lease(dir: &RunDir, opts: &SessionOptions, out: &mut SessionOutcome) -> Result<Option<Lease>> {
+    match Lease::acquire(&dir.lease(), opts.lease)? {
+        Acquired::Held { lease, took_over } => {
+            if let Some(dead) = took_over {
+                eprintln!("run {}: took over the lease of {dead}, silent for {:.0} s", dir.path().display(), dead.age());
+            }
+            Ok(Some(lease))
+        }
+        Acquired::Busy(owner) => {
+            let who = owner.map(|o| format!("{o}, heartbeat {:.0} s ago", o.age())).unwrap_or_else(|| "another worker".into());
+            eprintln!("run {}: trained by {who}; skipped", dir.path().display());
+            out.busy += 1;
+            Ok(None)
+        }
+    }
+}
+
+/// Train one run into `dir` under `lease`, or skip it when it is already complete.
+pub fn train_one<B: AutodiffBackend>(
+    ctx: &ExperimentContext<B>,
+    run: &ir::Run,
+    dir: &RunDir,
+    opts: &SessionOptions,
+    lease: &Lease,
+) -> Result<(RunMetrics, FitEnd)> {
     let e = ctx.experiment;
     let inst = &run.instance;
     let bf16 = computes_bf16(run, &ctx.compute.backend);
@@ -332,10 +422,10 @@ pub fn train_one<B: AutodiffBackend>(ctx: &ExperimentContext<B>, run: &ir::Run, 
     if let Some(prev) = dir.read_metrics() {
         if prev.run_id == run_id && prev.status == RunStatus::Complete && dir.adapter().exists() {
             eprintln!("run {}: already complete ({run_id}), skipped", run.name);
-            return Ok(prev);
+            return Ok((prev, FitEnd::Done));
         }
         if prev.run_id != run_id {
-            let _ = std::fs::remove_dir_all(dir.checkpoint_dir());
+            let _ = std::fs::remove_dir_all(dir.checkpoints_dir());
         }
     }
     let micro_tokens = micro_tokens(ctx, run, &cfg, opts.max_memory)?;
@@ -387,12 +477,16 @@ pub fn train_one<B: AutodiffBackend>(ctx: &ExperimentContext<B>, run: &ir::Run, 
         label: format!("{}/{}", e.name, run.name),
         workers: ctx.compute.workers,
         micro_tokens: Some(micro_tokens),
+        checkpoint: run.train.checkpoint,
+        stop: opts.stop,
+        abandon: Some(lease.lost_flag()),
+        step_delay_ms: opts.step_delay_ms,
         ..Default::default()
     };
     memory::reset_peak_rss();
     let inputs = TrainInputs { model, eval_model, train: &ctx.train, test: &ctx.test, device };
-    fit(&inputs, &mut adapter, &cfg, dir, &mut m, &train_opts)?;
-    Ok(m)
+    let end = fit(&inputs, &mut adapter, &cfg, dir, &mut m, &train_opts)?;
+    Ok((m, end))
 }
 
 /// The run's micro-batch budget ([`memory::choose_micro_tokens`]): the

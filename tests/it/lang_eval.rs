@@ -89,3 +89,39 @@ fn lora_output_matches_a_hand_computation() {
     // x A = [15, 0]; (x A) B = [15, 30, 45]; times 0.5.
     assert_eq!(y.data, vec![7.5, 15.0, 22.5]);
 }
+
+#[test]
+fn the_checkpoint_setting_reaches_the_runs_and_does_not_change_their_ids() {
+    let spec = |setting: &str| {
+        format!(
+            r#"scheme lora(r = 8) {{
+  A : [in, r]  per_layer init normal(0, 1)
+  B : [r, out] per_layer init zeros
+  delta = x @ A @ B
+}}
+experiment e {{
+  model = preset("smollm2-135m")
+  data = gsm8k("data", train: 8, test: 8)
+  targets = [q]
+  train {{ {setting} }}
+  run lora
+}}
+"#
+        )
+    };
+    let run = |setting: &str| {
+        let (p, d) = peftc::lang::check_text("t.peft", &spec(setting), &Default::default());
+        assert!(!d.has_errors(), "{}", d.render(false));
+        p.unwrap().experiments[0].runs[0].clone()
+    };
+    let default = run("seed: 0");
+    assert_eq!(default.train.checkpoint, peftc::lang::ir::CheckpointEvery { steps: Some(500), minutes: Some(10.0) });
+    let set = run("checkpoint: every(steps: 5)");
+    assert_eq!(set.train.checkpoint, peftc::lang::ir::CheckpointEvery { steps: Some(5), minutes: None });
+    assert_eq!(run("checkpoint: every(minutes: 2.5)").train.checkpoint.minutes, Some(2.5));
+    // The trainer's settings, which the run id hashes, are the same.
+    let (p, _) = peftc::lang::check_text("t.peft", &spec("seed: 0"), &Default::default());
+    let data = p.unwrap().experiments[0].data.clone();
+    let cfg = |r: &peftc::lang::ir::Run| serde_json::to_string(&peftc::train::session::train_config(r, &data, 8)).unwrap();
+    assert_eq!(cfg(&default), cfg(&set));
+}

@@ -57,6 +57,7 @@ fn expected_codes() -> BTreeMap<&'static str, &'static str> {
         ("err_model_shapes", "E0407"),
         ("err_bad_value", "E0408"),
         ("err_micro_tokens", "E0408"),
+        ("err_checkpoint", "E0408"),
         ("err_empty_sweep", "E0409"),
         ("err_bad_search", "E0410"),
         ("err_bad_selection", "E0411"),

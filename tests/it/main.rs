@@ -13,6 +13,7 @@
 mod support;
 
 mod cli_run;
+mod cli_sweep;
 mod data_gsm8k;
 mod io_cli;
 mod io_dequant;
@@ -35,6 +36,7 @@ mod ndarray_patches;
 mod precision_bf16;
 mod report_browser;
 mod report_markdown;
+mod slurm_local;
 mod train_optim;
 mod train_parallel;
 mod train_resume;
