@@ -158,3 +158,56 @@ fn specs_parse_trees() {
         insta::assert_snapshot!(format!("parse_{}", f.replace(['/', '.'], "_")), ast.sexpr());
     }
 }
+
+/// `specs/seed/`: the seed's protocol at full scale checks clean, plans the
+/// whole sweep (every seed scheme × three learning rates × three seeds),
+/// and counts parameters exactly, also for Llama-3.1-8B's shapes.
+#[test]
+fn seed_protocol_spec_is_ready_to_run() {
+    let (p, d) = lang::check(&[PathBuf::from("specs/seed")], &Options::default());
+    let p = p.unwrap_or_else(|| panic!("{}", d.render(false)));
+    assert!(d.items.is_empty(), "{}", d.render(false));
+    let e = &p.experiments[0];
+    assert_eq!((e.name.as_str(), e.runs.len()), ("seed", 14 * 3 * 3));
+    assert_eq!(e.select, lang::ir::Selection::TrainLoss { epoch: None });
+    assert_eq!(e.reference.as_deref(), Some("peft_lora"));
+    assert!(matches!(e.data.train, lang::ir::Subset::All) && matches!(e.data.test, lang::ir::Subset::All));
+    let mut groups: BTreeMap<&str, Vec<&lang::ir::Run>> = BTreeMap::new();
+    for r in &e.runs {
+        assert_eq!(r.train.epochs, 3);
+        groups.entry(r.group.as_str()).or_default().push(r);
+    }
+    assert_eq!(groups.len(), 14);
+    for (g, runs) in &groups {
+        let configs: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.config.as_str()).collect();
+        let seeds: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.train.seed).collect();
+        assert_eq!((configs.len(), seeds.len()), (3, 3), "{g}: three learning rates, three seeds");
+        assert_eq!(runs[0].swept, ["lr"], "{g}");
+    }
+    // Every seed scheme is there.
+    let schemes: std::collections::BTreeSet<&str> = e.runs.iter().map(|r| r.scheme.as_str()).collect();
+    for s in [
+        "lora_gamma",
+        "normed_lora",
+        "strong_gamma_lora",
+        "tied_lora",
+        "tied_lora_p",
+        "tied_lora_extra",
+        "tensor_embedding",
+        "partially_tied_lora",
+        "dora",
+        "simple_dora",
+        "peft_lora",
+    ] {
+        assert!(schemes.contains(s), "{s} missing");
+    }
+    // Counted on SmolLM2 and, with the shapes overridden, on Llama-3.1-8B:
+    // HF PEFT's LoRA r 8 on all seven projections of its 32 layers is
+    // 20,971,520 trainable parameters.
+    let count = |p: &lang::Program, group: &str| p.experiments[0].runs.iter().find(|r| r.group == group).unwrap().instance.trainable_params;
+    assert_eq!(count(&p, "peft_lora"), 2_442_240);
+    let big = Options { model: lang::preset::preset("llama-3.1-8b") };
+    let (p8, d8) = lang::check(&[PathBuf::from("specs/seed")], &big);
+    let p8 = p8.unwrap_or_else(|| panic!("{}", d8.render(false)));
+    assert_eq!(count(&p8, "peft_lora"), 20_971_520);
+}
