@@ -73,15 +73,22 @@ fn chromium(bin: &Path, extra: &[String], url: &str) -> String {
     fs::read_to_string(&stdout_path).unwrap()
 }
 
-#[test]
-fn html_report_loads_in_headless_chromium() {
-    let Some(bin) = find_chromium() else {
+/// The browser, or `None` (after a loud message) when there is none
+/// outside CI; in CI its absence fails the test.
+fn chromium_or_skip(test: &str) -> Option<PathBuf> {
+    let bin = find_chromium();
+    if bin.is_none() {
         if std::env::var_os("CI").is_some() {
             panic!("chromium not found but CI is set: install it (apt-get install -y chromium) or set PEFTC_CHROMIUM");
         }
-        eprintln!("\n\n!!! SKIPPED html_report_loads_in_headless_chromium: no chromium on PATH (apt-get install -y chromium) !!!\n\n");
-        return;
-    };
+        eprintln!("\n\n!!! SKIPPED {test}: no chromium on PATH (apt-get install -y chromium) !!!\n\n");
+    }
+    bin
+}
+
+#[test]
+fn html_report_loads_in_headless_chromium() {
+    let Some(bin) = chromium_or_skip("html_report_loads_in_headless_chromium") else { return };
     let out = tempfile::tempdir().unwrap();
     peftc::report::render_experiment(&fixtures(), "gsm8k_quick", out.path()).unwrap();
     let html = out.path().join("gsm8k_quick.html");
@@ -124,13 +131,7 @@ fn html_report_loads_in_headless_chromium() {
 
 #[test]
 fn study_report_loads_in_headless_chromium() {
-    let Some(bin) = find_chromium() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("chromium not found but CI is set: install it (apt-get install -y chromium) or set PEFTC_CHROMIUM");
-        }
-        eprintln!("\n\n!!! SKIPPED study_report_loads_in_headless_chromium: no chromium on PATH !!!\n\n");
-        return;
-    };
+    let Some(bin) = chromium_or_skip("study_report_loads_in_headless_chromium") else { return };
     let out = tempfile::tempdir().unwrap();
     peftc::report::render_experiment(&fixtures(), "study_seeds", out.path()).unwrap();
     let url = format!("file://{}", out.path().join("study_seeds.html").display());
