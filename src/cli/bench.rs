@@ -397,6 +397,7 @@ fn load_or_random(path: &std::path::Path) -> Result<crate::pretrained::weights::
         num_kv_heads: p.num_kv_heads,
         head_dim: p.head_dim,
         rope_theta: 10_000.0,
+        rope_scaling: Default::default(),
         rms_norm_eps: 1e-5,
         max_position_embeddings: 8192,
         tie_word_embeddings: true,

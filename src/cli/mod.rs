@@ -12,6 +12,7 @@ pub mod eval;
 pub mod explain;
 pub mod export_peft;
 pub mod inspect;
+pub mod logits;
 pub mod merge;
 pub mod params;
 pub mod report;
@@ -50,6 +51,8 @@ enum Cmd {
     BenchLoad(bench_load::BenchLoadArgs),
     /// Print a model's resolved configuration and tensor table.
     Inspect(inspect::InspectArgs),
+    /// The base model's logits on given token ids: the top 5 per position, all of them with --out.
+    Logits(logits::LogitsArgs),
     /// Print the token ids of a text (no special tokens added), as the model's tokenizer produces them.
     Tokenize(tokenize::TokenizeArgs),
     /// Convert a model (GGUF or HF directory) to an HF directory (config.json, model.safetensors in f32, tokenizer.json).
@@ -89,6 +92,7 @@ pub fn main() -> u8 {
         Cmd::Eval(a) => exit_code(eval::cmd_eval(&a)),
         Cmd::BenchLoad(a) => exit_code(bench_load::cmd_bench_load(&a)),
         Cmd::Inspect(a) => exit_code(inspect::cmd_inspect(&a)),
+        Cmd::Logits(a) => exit_code(logits::cmd_logits(&a)),
         Cmd::Tokenize(a) => exit_code(tokenize::cmd_tokenize(&a)),
         Cmd::ToHf(a) => exit_code(to_hf::cmd_to_hf(&a)),
     }

@@ -177,7 +177,7 @@ impl<B: Backend> Llama<B> {
             });
         }
         let norm = RmsNorm::new(vec1("model.norm.weight")?, c.rms_norm_eps);
-        let rope = Rope::new(c.head_dim, c.max_position_embeddings.min(MAX_ROPE_POSITIONS), c.rope_theta, device);
+        let rope = Rope::new(&c.rope_inv_freq(), c.max_position_embeddings.min(MAX_ROPE_POSITIONS), device);
         Ok(Self { embed, lm_head, lm_head_t, layers, norm, rope, config: c.clone() })
     }
 
@@ -286,7 +286,7 @@ fn check_config(c: &ModelConfig) -> Result<(), ModelError> {
     if c.max_position_embeddings == 0 {
         return bad("max_position_embeddings must be positive".into());
     }
-    Ok(())
+    c.rope_scaling.check(c.head_dim).map_err(|reason| ModelError::BadConfig { reason })
 }
 
 /// A standard normal sample via Box–Muller (rand 0.9 has no `Normal` without `rand_distr`).

@@ -1,6 +1,9 @@
 //! Rotary position embeddings in the HF / GGUF-dequantized "rotate-half"
 //! layout: the head vector is split into halves `(x1, x2)` and the pair
-//! `(x1[i], x2[i])` is rotated by angle `p * theta^(-2i/d)`.
+//! `(x1[i], x2[i])` is rotated by angle `p * inv_freq[i]`, where the inverse
+//! frequencies come from the checkpoint's config
+//! ([`crate::pretrained::weights::ModelConfig::rope_inv_freq`]: `theta^(-2i/d)`,
+//! possibly rescaled, e.g. Llama 3's `llama3` RoPE).
 //!
 //! This is NOT burn's `RotaryEncoding`, which rotates interleaved pairs
 //! `(x[2i], x[2i+1])`; HF checkpoints (and GGUF ones once the llama
@@ -22,23 +25,16 @@ pub struct Rope<B: Backend> {
     pub max_len: usize,
 }
 
-/// The angle of pair `i` at position `p`, computed in f32 exactly as HF's
-/// `LlamaRotaryEmbedding` does (f32 inverse frequencies, f32 product).
-pub fn rope_angle(theta: f64, head_dim: usize, pos: usize, i: usize) -> f32 {
-    let exponent = (2 * i) as f32 / head_dim as f32;
-    let inv_freq = 1.0f32 / (theta as f32).powf(exponent);
-    pos as f32 * inv_freq
-}
-
 impl<B: Backend> Rope<B> {
-    /// Tables for `head_dim` (even) and positions `0..max_len`.
-    pub fn new(head_dim: usize, max_len: usize, theta: f64, device: &B::Device) -> Self {
-        assert!(head_dim.is_multiple_of(2), "rotary head_dim must be even, got {head_dim}");
-        let half = head_dim / 2;
+    /// Tables for positions `0..max_len` from one inverse frequency per
+    /// pair (`head_dim = 2 * inv_freq.len()`). Each angle is the f32 product
+    /// `p * inv_freq[i]`, as HF's rotary embedding computes it.
+    pub fn new(inv_freq: &[f32], max_len: usize, device: &B::Device) -> Self {
+        let head_dim = 2 * inv_freq.len();
         let mut cos = Vec::with_capacity(max_len * head_dim);
         let mut sin = Vec::with_capacity(max_len * head_dim);
         for p in 0..max_len {
-            let angles: Vec<f32> = (0..half).map(|i| rope_angle(theta, head_dim, p, i)).collect();
+            let angles: Vec<f32> = inv_freq.iter().map(|f| p as f32 * f).collect();
             cos.extend(angles.iter().map(|a| a.cos()));
             cos.extend(angles.iter().map(|a| a.cos()));
             sin.extend(angles.iter().map(|a| -a.sin()));

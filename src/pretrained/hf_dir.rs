@@ -13,6 +13,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::{Value, json};
 
 use crate::pretrained::gguf::llama::{check_config_bounds, expected_shapes};
+use crate::pretrained::rope_scaling::RopeScaling;
 use crate::pretrained::tokenizer::Tokenizer;
 use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
 use crate::runs::atomic::write_atomic;
@@ -22,13 +23,155 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
-/// `model_type`s whose checkpoints are plain Llama decoders.
-const LLAMA_MODEL_TYPES: &[&str] = &["llama", "mistral"];
+/// `model_type`s whose checkpoints peftc's decoder computes exactly.
+const LLAMA_MODEL_TYPES: &[&str] = &["llama"];
 
-/// Resolve a [`ModelConfig`] from a parsed HF `config.json`.
+/// `rope_theta` when a config names none anywhere: transformers'
+/// `LlamaConfig` default (`rope_theta=10000.0`), which is what transformers
+/// itself runs such a config with.
+pub const LLAMA_DEFAULT_ROPE_THETA: f64 = 10_000.0;
+
+/// The `dtype` / `torch_dtype` values of checkpoints peftc reads.
+const DTYPES: &[&str] = &["float32", "float16", "bfloat16"];
+
+/// Why a `partial_rotary_factor` other than 1 is refused.
+const ROTATE_ALL: &str = "peftc rotates every dimension of a head";
+
+/// `rope_type`s peftc implements.
+const ROPE_TYPES: &[&str] = &["default", "llama3"];
+
+/// A JSON object's non-null value by key.
+fn field<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+fn number(v: &Value, key: &str) -> Result<f64> {
+    v.as_f64().ok_or_else(|| anyhow!("config.json: `{key}` must be a number, found {v}"))
+}
+
+/// Refuse `key`'s value when present and other than `neutral` (the one
+/// value under which peftc's arithmetic is what the checkpoint means).
+fn refuse_unless(value: Option<&Value>, key: &str, neutral: &Value, why: &str) -> Result<()> {
+    match value {
+        Some(v) if !(v == neutral || matches!((v.as_f64(), neutral.as_f64()), (Some(a), Some(b)) if a == b)) => {
+            bail!("config.json: `{key}: {v}` is not supported ({why})")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The settings in a config that change the arithmetic and that peftc does
+/// not implement: each is refused by name, never ignored.
+fn refuse_unimplemented(obj: &serde_json::Map<String, Value>) -> Result<()> {
+    let model_type = match field(obj, "model_type") {
+        None => bail!("config.json: missing `model_type` (peftc implements: {})", LLAMA_MODEL_TYPES.join(", ")),
+        Some(v) => v.as_str().ok_or_else(|| anyhow!("config.json: `model_type` must be a string, found {v}"))?,
+    };
+    if !LLAMA_MODEL_TYPES.contains(&model_type) {
+        bail!("config.json: `model_type: \"{model_type}\"` is not supported (peftc implements: {})", LLAMA_MODEL_TYPES.join(", "));
+    }
+    if let Some(archs) = field(obj, "architectures") {
+        let ok = archs.as_array().is_some_and(|a| a.iter().all(|x| x.as_str() == Some("LlamaForCausalLM")));
+        ensure!(ok, "config.json: `architectures: {archs}` is not supported (peftc implements LlamaForCausalLM)");
+    }
+    let refuse = |key: &str, neutral: Value, why: &str| refuse_unless(field(obj, key), key, &neutral, why);
+    refuse("hidden_act", json!("silu"), "Llama's MLP uses silu")?;
+    refuse("hidden_activation", json!("silu"), "Llama's MLP uses silu")?;
+    refuse("attention_bias", json!(false), "peftc's Llama has no biases")?;
+    refuse("mlp_bias", json!(false), "peftc's Llama has no biases")?;
+    refuse("attention_dropout", json!(0.0), "peftc trains without attention dropout")?;
+    refuse("partial_rotary_factor", json!(1.0), ROTATE_ALL)?;
+    refuse("use_sliding_window", json!(false), "sliding-window attention is not implemented")?;
+    if let Some(w) = field(obj, "sliding_window") {
+        bail!("config.json: `sliding_window: {w}` is not supported (sliding-window attention is not implemented)");
+    }
+    if let Some(types) = field(obj, "layer_types") {
+        let full = types.as_array().is_some_and(|a| a.iter().all(|t| t.as_str() == Some("full_attention")));
+        ensure!(full, "config.json: `layer_types: {types}` is not supported (only full_attention layers are implemented)");
+    }
+    if let Some(q) = field(obj, "quantization_config") {
+        bail!("config.json: `quantization_config: {q}` is not supported (peftc reads f32, f16 and bf16 weights)");
+    }
+    // transformers 5 writes `dtype`, 4.x `torch_dtype`.
+    for key in ["dtype", "torch_dtype"] {
+        if let Some(v) = field(obj, key) {
+            ensure!(
+                v.as_str().is_some_and(|d| DTYPES.contains(&d)),
+                "config.json: `{key}: {v}` is not supported (peftc reads {} checkpoints)",
+                DTYPES.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One RoPE settings object: transformers 5's `rope_parameters` or 4.x's
+/// `rope_scaling` (`type` is an alias of `rope_type`). Returns its
+/// `rope_theta` (5.x keeps θ inside) and the scaling.
+fn rope_section(section: &str, v: &Value) -> Result<(Option<f64>, RopeScaling)> {
+    let obj = v.as_object().ok_or_else(|| anyhow!("config.json: `{section}` must be an object, found {v}"))?;
+    let key = |k: &str| format!("{section}.{k}");
+    let (type_key, rope_type) = match (field(obj, "rope_type"), field(obj, "type")) {
+        (Some(a), Some(b)) if a != b => bail!("config.json: `{}: {a}` and `{}: {b}` disagree", key("rope_type"), key("type")),
+        (Some(t), _) => (key("rope_type"), t),
+        (None, Some(t)) => (key("type"), t),
+        (None, None) => bail!("config.json: `{section}` has no `rope_type`"),
+    };
+    let rope_type = rope_type.as_str().ok_or_else(|| anyhow!("config.json: `{type_key}` must be a string, found {rope_type}"))?;
+    let theta = field(obj, "rope_theta").map(|t| number(t, &key("rope_theta"))).transpose()?;
+    refuse_unless(field(obj, "partial_rotary_factor"), &key("partial_rotary_factor"), &json!(1.0), ROTATE_ALL)?;
+    let scaling = match rope_type {
+        "default" => RopeScaling::Default,
+        "llama3" => {
+            let required = |k: &str| field(obj, k).ok_or_else(|| anyhow!("config.json: llama3 RoPE needs `{}`", key(k)));
+            let original = required("original_max_position_embeddings")?;
+            RopeScaling::Llama3 {
+                factor: number(required("factor")?, &key("factor"))?,
+                low_freq_factor: number(required("low_freq_factor")?, &key("low_freq_factor"))?,
+                high_freq_factor: number(required("high_freq_factor")?, &key("high_freq_factor"))?,
+                original_max_position_embeddings: original.as_u64().ok_or_else(|| {
+                    anyhow!("config.json: `{}` must be a positive integer, found {original}", key("original_max_position_embeddings"))
+                })? as usize,
+            }
+        }
+        other => {
+            bail!("config.json: `{type_key}: \"{other}\"` is not supported (peftc implements RoPE types: {})", ROPE_TYPES.join(", "))
+        }
+    };
+    Ok((theta, scaling))
+}
+
+/// θ and the scaling: `rope_parameters` (transformers 5) first, else 4.x's
+/// top-level `rope_theta` and `rope_scaling`. Where both forms are present
+/// they must agree. No θ anywhere means [`LLAMA_DEFAULT_ROPE_THETA`].
+fn rope_from_json(obj: &serde_json::Map<String, Value>, head_dim: usize) -> Result<(f64, RopeScaling)> {
+    let top_theta = field(obj, "rope_theta").map(|t| number(t, "rope_theta")).transpose()?;
+    let legacy = field(obj, "rope_scaling").map(|v| rope_section("rope_scaling", v)).transpose()?;
+    let (theta, scaling) = match field(obj, "rope_parameters") {
+        Some(v) => {
+            let (theta, scaling) = rope_section("rope_parameters", v)?;
+            if let Some((_, old)) = &legacy {
+                ensure!(old == &scaling, "config.json: `rope_parameters` and `rope_scaling` describe different RoPE scalings");
+            }
+            if let (Some(a), Some(b)) = (theta, top_theta) {
+                ensure!(a == b, "config.json: `rope_parameters.rope_theta` {a} and `rope_theta` {b} disagree");
+            }
+            (theta.or(top_theta), scaling)
+        }
+        None => (legacy.as_ref().and_then(|(t, _)| *t).or(top_theta), legacy.map(|(_, s)| s).unwrap_or_default()),
+    };
+    let theta = theta.unwrap_or(LLAMA_DEFAULT_ROPE_THETA);
+    ensure!(theta.is_finite() && theta > 1.0, "config.json: rope_theta {theta} must be a number above 1");
+    scaling.check(head_dim).map_err(|e| anyhow!("config.json: {e}"))?;
+    Ok((theta, scaling))
+}
+
+/// Resolve a [`ModelConfig`] from a parsed HF `config.json` (transformers 4.x
+/// or 5). Every setting that changes the arithmetic is either implemented or
+/// refused by name; defaults apply only where `LlamaConfig` documents one.
 pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
     let obj = v.as_object().ok_or_else(|| anyhow!("config.json is not a JSON object"))?;
-    let get = |k: &str| obj.get(k).filter(|v| !v.is_null());
+    let get = |k: &str| field(obj, k);
     let usize_of = |k: &str| -> Result<Option<usize>> {
         match get(k) {
             None => Ok(None),
@@ -38,27 +181,7 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
         }
     };
     let required = |k: &str| -> Result<usize> { usize_of(k)?.ok_or_else(|| anyhow!("config.json: missing `{k}`")) };
-    let f64_of = |k: &str, default: f64| -> Result<f64> {
-        match get(k) {
-            None => Ok(default),
-            Some(v) => v.as_f64().ok_or_else(|| anyhow!("config.json: `{k}` must be a number, found {v}")),
-        }
-    };
-    let model_type = get("model_type").and_then(Value::as_str).unwrap_or("llama");
-    if !LLAMA_MODEL_TYPES.contains(&model_type) {
-        bail!("config.json: unsupported model_type `{model_type}` (peftc loads Llama-family decoders: {})", LLAMA_MODEL_TYPES.join(", "));
-    }
-    if let Some(scaling) = get("rope_scaling") {
-        bail!("config.json: rope_scaling {scaling} is not supported");
-    }
-    for flag in ["attention_bias", "mlp_bias"] {
-        if get(flag).and_then(Value::as_bool) == Some(true) {
-            bail!("config.json: `{flag}: true` is not supported (peftc's Llama has no biases)");
-        }
-    }
-    if let Some(act) = get("hidden_act").and_then(Value::as_str) {
-        ensure!(act == "silu", "config.json: hidden_act `{act}` is not supported (Llama uses silu)");
-    }
+    refuse_unimplemented(obj)?;
     let hidden_size = required("hidden_size")?;
     let num_heads = required("num_attention_heads")?;
     let num_kv_heads = usize_of("num_key_value_heads")?.unwrap_or(num_heads);
@@ -74,6 +197,7 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
         }
     };
     ensure!(head_dim > 0 && head_dim % 2 == 0, "config.json: head dimension {head_dim} must be even and positive for RoPE");
+    let (rope_theta, rope_scaling) = rope_from_json(obj, head_dim)?;
     let token_id = |k: &str| -> Result<Option<u32>> {
         match get(k) {
             None => Ok(None),
@@ -87,6 +211,10 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
     let vocab_size = required("vocab_size")?;
     let eos_token_id = token_id("eos_token_id")?.ok_or_else(|| anyhow!("config.json: missing `eos_token_id`"))?;
     ensure!((eos_token_id as usize) < vocab_size, "config.json: eos_token_id {eos_token_id} is outside the vocabulary of {vocab_size}");
+    let rms_norm_eps = match get("rms_norm_eps") {
+        None => 1e-6, // LlamaConfig's default
+        Some(v) => number(v, "rms_norm_eps")?,
+    };
     let config = ModelConfig {
         architecture: "llama".into(),
         vocab_size,
@@ -96,8 +224,10 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
         num_heads,
         num_kv_heads,
         head_dim,
-        rope_theta: f64_of("rope_theta", 10_000.0)?,
-        rms_norm_eps: f64_of("rms_norm_eps", 1e-6)?,
+        rope_theta,
+        rope_scaling,
+        rms_norm_eps,
+        // LlamaConfig's default.
         max_position_embeddings: usize_of("max_position_embeddings")?.unwrap_or(2048),
         tie_word_embeddings: get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
         bos_token_id: token_id("bos_token_id")?,
@@ -107,9 +237,11 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
     Ok(config)
 }
 
-/// The HF `config.json` for a config.
-pub fn config_to_json(c: &ModelConfig) -> Value {
-    json!({
+/// The HF `config.json` for a config, in the 4.x form (`rope_theta`,
+/// `rope_scaling`, `torch_dtype`) that transformers 4 and 5 both read.
+/// A GGUF's raw `rope_freqs` divisors have no config.json form: refused.
+pub fn config_to_json(c: &ModelConfig) -> Result<Value> {
+    let mut v = json!({
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
         "hidden_act": "silu",
@@ -129,7 +261,23 @@ pub fn config_to_json(c: &ModelConfig) -> Value {
         "eos_token_id": c.eos_token_id,
         "attention_bias": false,
         "mlp_bias": false,
-    })
+    });
+    match &c.rope_scaling {
+        RopeScaling::Default => {}
+        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+            v["rope_scaling"] = json!({
+                "rope_type": "llama3",
+                "factor": factor,
+                "low_freq_factor": low_freq_factor,
+                "high_freq_factor": high_freq_factor,
+                "original_max_position_embeddings": original_max_position_embeddings,
+            });
+        }
+        RopeScaling::FreqFactors { .. } => bail!(
+            "this model's RoPE frequencies come from a GGUF `rope_freqs` tensor, which config.json cannot express (it names llama3's parameters instead)"
+        ),
+    }
+    Ok(v)
 }
 
 /// Read only the configuration of an HF directory.
@@ -240,6 +388,7 @@ pub fn check_tensors(config: &ModelConfig, tensors: &TensorStore) -> Result<()> 
 /// written atomically.
 pub fn save_hf_dir(model: &LoadedModel, dir: &Path) -> Result<()> {
     check_tensors(&model.config, &model.tensors).context("refusing to save an inconsistent model")?;
+    let config = serde_json::to_string_pretty(&config_to_json(&model.config)?)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     write_atomic(&dir.join(WEIGHTS_FILE), &safetensors_bytes(&model.tensors)?)?;
     if let Some(source) = &model.tokenizer {
@@ -249,7 +398,6 @@ pub fn save_hf_dir(model: &LoadedModel, dir: &Path) -> Result<()> {
         };
         write_atomic(&dir.join(TOKENIZER_FILE), json.as_bytes())?;
     }
-    let config = serde_json::to_string_pretty(&config_to_json(&model.config))?;
     write_atomic(&dir.join(CONFIG_FILE), config.as_bytes())?;
     Ok(())
 }

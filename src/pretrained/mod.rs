@@ -9,6 +9,7 @@
 pub mod gguf;
 pub mod hf_dir;
 pub mod peft_adapter;
+pub mod rope_scaling;
 pub mod source;
 pub mod tokenizer;
 pub mod weights;

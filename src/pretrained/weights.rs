@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pretrained::rope_scaling::RopeScaling;
+
 /// Llama-family decoder configuration, resolved once from GGUF metadata or
 /// an HF `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,12 +30,23 @@ pub struct ModelConfig {
     /// Per-head width (usually hidden_size / num_heads).
     pub head_dim: usize,
     pub rope_theta: f64,
+    /// How the rotary frequencies derive from `rope_theta` (absent in
+    /// configs recorded before it existed: those models had no scaling).
+    #[serde(default)]
+    pub rope_scaling: RopeScaling,
     pub rms_norm_eps: f64,
     pub max_position_embeddings: usize,
     /// Output head shares the token embedding.
     pub tie_word_embeddings: bool,
     pub bos_token_id: Option<u32>,
     pub eos_token_id: u32,
+}
+
+impl ModelConfig {
+    /// The rotary inverse frequencies, one per pair of a head's dimensions.
+    pub fn rope_inv_freq(&self) -> Vec<f32> {
+        self.rope_scaling.inv_freq(self.rope_theta, self.head_dim)
+    }
 }
 
 /// One dense tensor in f32, row-major, with its shape (outermost first).

@@ -16,7 +16,7 @@ use peftc::pretrained::weights::{LoadedModel, TokenizerSource};
 use safetensors::Dtype;
 
 fn write_config(dir: &Path, model: &LoadedModel) {
-    std::fs::write(dir.join("config.json"), serde_json::to_string(&config_to_json(&model.config)).unwrap()).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&config_to_json(&model.config).unwrap()).unwrap()).unwrap();
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn untied_config_without_lm_head_is_treated_as_tied() {
     let dir = tempfile::tempdir().unwrap();
     let mut untied = model.config.clone();
     untied.tie_word_embeddings = false;
-    let json = config_to_json(&untied);
+    let json = config_to_json(&untied).unwrap();
     std::fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
     std::fs::write(dir.path().join("model.safetensors"), peftc::pretrained::hf_dir::safetensors_bytes(&model.tensors).unwrap()).unwrap();
     assert!(load_hf_dir(dir.path()).unwrap().config.tie_word_embeddings);
@@ -175,7 +175,7 @@ fn bad_directories_are_clear_errors() {
     let err = err_of(dir.path());
     assert!(err.contains("hidden_size"), "{err}");
 
-    let mut huge = config_to_json(&model.config);
+    let mut huge = config_to_json(&model.config).unwrap();
     huge["num_hidden_layers"] = serde_json::json!(1_000_000_000_000u64);
     std::fs::write(dir.path().join("config.json"), huge.to_string()).unwrap();
     let err = err_of(dir.path());

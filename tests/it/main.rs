@@ -16,6 +16,7 @@ mod cli_run;
 mod cli_sweep;
 mod data_gsm8k;
 mod io_cli;
+mod io_config;
 mod io_dequant;
 mod io_gguf;
 mod io_hf_dir;

@@ -25,6 +25,7 @@ fn smollm2_config() -> LlamaConfig {
         num_kv_heads: 3,
         head_dim: 64,
         rope_theta: 100_000.0,
+        rope_scaling: Default::default(),
         rms_norm_eps: 1e-5,
         max_position_embeddings: 8192,
         tie_word_embeddings: true,

@@ -79,8 +79,9 @@ fn attention_is_causal() {
 
 #[test]
 fn rope_rotates_halves_as_hand_computed() {
-    // head_dim 4, theta 10000: pair i=0 (x[0], x[2]) turns by p·1, pair i=1 (x[1], x[3]) by p·0.01.
-    let rope = Rope::<B>::new(4, 8, 10_000.0, &dev());
+    // head_dim 4, theta 10000 (inverse frequencies 1 and 0.01): pair i=0
+    // (x[0], x[2]) turns by p·1, pair i=1 (x[1], x[3]) by p·0.01.
+    let rope = Rope::<B>::new(&[1.0, 0.01], 8, &dev());
     let x: Tensor<B, 4> = Tensor::from_data(BurnData::new(vec![1.0f32, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0], [1, 1, 2, 4]), &dev());
     let out = to_vec(rope.forward(x));
     let (c0, s0, c1, s1) = (1f32.cos(), 1f32.sin(), 0.01f32.cos(), 0.01f32.sin());

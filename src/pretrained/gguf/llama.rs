@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::pretrained::rope_scaling::RopeScaling;
 use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorStore, TokenizerSource};
 
 use super::error::{GgufError, Result};
@@ -15,6 +16,14 @@ use super::writer::GgufWriter;
 
 /// Architectures whose GGUF layout this loader understands.
 pub const SUPPORTED_ARCHS: &[&str] = &["llama"];
+
+/// llama.cpp's tensor of per-pair RoPE frequency divisors (Llama 3's
+/// `llama3` scaling): read into [`ModelConfig::rope_scaling`], not a weight.
+pub const ROPE_FREQS: &str = "rope_freqs.weight";
+
+/// llama.cpp's default RoPE base for the `llama` architecture when a file
+/// has no `llama.rope.freq_base` (`rope_freq_base_train = 10000.0f`).
+pub const LLAMA_DEFAULT_FREQ_BASE: f64 = 10_000.0;
 
 /// HF name of a GGUF llama tensor, or `None` for a name peftc does not know.
 pub fn gguf_to_hf_name(name: &str) -> Option<String> {
@@ -145,9 +154,34 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     if let Some(scaling) = g.get(&key("rope.scaling.type")).and_then(MetaValue::as_str)
         && scaling != "none"
     {
-        return Err(bad_config(format!("RoPE scaling `{scaling}` is not supported")));
+        return Err(bad_config(format!(
+            "`{}` = `{scaling}` is not supported (peftc implements Llama 3's RoPE scaling, which GGUF stores as `{ROPE_FREQS}`)",
+            key("rope.scaling.type")
+        )));
     }
-    let rope_theta = if g.get(&key("rope.freq_base")).is_some() { g.get_f64(&key("rope.freq_base"))? } else { 10_000.0 };
+    if let Some(window) = g.get(&key("attention.sliding_window")).and_then(MetaValue::as_u64)
+        && window > 0
+    {
+        return Err(bad_config(format!(
+            "`{}` = {window} is not supported (sliding-window attention is not implemented)",
+            key("attention.sliding_window")
+        )));
+    }
+    let rope_theta = if g.get(&key("rope.freq_base")).is_some() { g.get_f64(&key("rope.freq_base"))? } else { LLAMA_DEFAULT_FREQ_BASE };
+    let rope_scaling = match g.tensor_info(ROPE_FREQS) {
+        None => RopeScaling::Default,
+        Some(_) => {
+            let factors = g.dequantize(ROPE_FREQS)?;
+            if factors.shape.len() != 1 {
+                return Err(GgufError::BadTensor {
+                    tensor: ROPE_FREQS.into(),
+                    message: format!("shape {:?}, expected [{}] (one divisor per RoPE pair)", factors.shape, head_dim / 2),
+                });
+            }
+            RopeScaling::FreqFactors { factors: factors.data }
+        }
+    };
+    rope_scaling.check(head_dim).map_err(|message| GgufError::BadTensor { tensor: ROPE_FREQS.into(), message })?;
     let rms_norm_eps =
         if g.get(&key("attention.layer_norm_rms_epsilon")).is_some() { g.get_f64(&key("attention.layer_norm_rms_epsilon"))? } else { 1e-5 };
     let max_position_embeddings = usize_key("context_length")?;
@@ -192,6 +226,7 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
         num_kv_heads,
         head_dim,
         rope_theta,
+        rope_scaling,
         rms_norm_eps,
         max_position_embeddings,
         tie_word_embeddings: g.tensor_info("output.weight").is_none(),
@@ -306,7 +341,8 @@ pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
     let config = config_from_gguf(g)?;
     let arch = config.architecture.clone();
     // Map names first: an unknown tensor is reported before any work.
-    for t in g.tensors() {
+    let weights = || g.tensors().iter().filter(|t| t.name != ROPE_FREQS);
+    for t in weights() {
         if gguf_to_hf_name(&t.name).is_none() {
             return Err(GgufError::UnexpectedTensor {
                 name: t.name.clone(),
@@ -327,13 +363,16 @@ pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
             });
         }
     }
-    if g.tensors().len() != expected.len() {
+    if weights().count() != expected.len() {
         let known: std::collections::HashSet<String> = expected.iter().filter_map(|(n, _)| hf_to_gguf_name(n)).collect();
-        let extra = g.tensors().iter().find(|t| !known.contains(&t.name)).map(|t| t.name.clone()).unwrap_or_default();
+        let extra = weights().find(|t| !known.contains(&t.name)).map(|t| t.name.clone()).unwrap_or_default();
         return Err(GgufError::UnexpectedTensor { name: extra, arch, why: format!("the config has {} layers", config.num_layers) });
     }
     let mut tensors = TensorStore::new();
     for (name, data) in g.dequantize_all(threads)? {
+        if name == ROPE_FREQS {
+            continue; // already in the config
+        }
         let hf = gguf_to_hf_name(&name).expect("checked above");
         tensors.insert(hf, data);
     }
@@ -384,6 +423,9 @@ pub fn gguf_writer_for(model: &LoadedModel, ty: GgmlType) -> GgufWriter {
         w.meta_u32("tokenizer.ggml.bos_token_id", bos);
     }
     w.meta_u32("tokenizer.ggml.eos_token_id", c.eos_token_id);
+    if let Some(factors) = c.rope_scaling.freq_factors(c.rope_theta, c.head_dim) {
+        w.tensor(ROPE_FREQS, &[factors.len()], GgmlType::F32, &factors);
+    }
     for (name, t) in &model.tensors {
         let Some(gname) = hf_to_gguf_name(name) else { continue };
         let data = if name.ends_with("q_proj.weight") {

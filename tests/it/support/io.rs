@@ -70,6 +70,7 @@ pub fn tiny_config(tied: bool) -> ModelConfig {
         num_kv_heads: 2,
         head_dim: 8,
         rope_theta: 10_000.0,
+        rope_scaling: Default::default(),
         // GGUF stores the epsilon as f32.
         rms_norm_eps: 1e-5f32 as f64,
         max_position_embeddings: 128,

@@ -127,6 +127,7 @@ pub fn tiny_llama() -> LlamaConfig {
         num_kv_heads: 2,
         head_dim: 8,
         rope_theta: 10_000.0,
+        rope_scaling: Default::default(),
         rms_norm_eps: 1e-5,
         max_position_embeddings: 128,
         tie_word_embeddings: true,
