@@ -103,10 +103,13 @@ pub struct Plot {
     pub svg: String,
 }
 
-/// One scheme's section.
+/// One run group's section (a run statement: its `as` name, or its scheme).
 #[derive(Debug, Clone, Serialize)]
 pub struct SchemeGroup {
+    /// The run group's name.
     pub scheme: String,
+    /// The scheme, when the group has an `as` name of its own.
+    pub base_scheme: Option<String>,
     /// The formula as written in the spec (tying modes included); empty when
     /// no run of the scheme recorded metrics.
     pub formula: String,
@@ -398,10 +401,15 @@ impl ReportData {
             perplexity: format::perplexity(base_selected.unwrap_or(f64::NAN)),
         });
 
-        // Swept argument names per scheme (union over its runs).
-        let swept_of = |scheme: &str| -> Vec<String> {
+        // The run group of an entry: its run statement (`as` name or scheme).
+        let group_of = |e: &RunEntry| -> String {
+            let planned = study.runs.iter().find(|p| e.is_named(&p.name)).map(|p| p.group.clone());
+            e.metrics().and_then(|m| m.group.clone()).or(planned).unwrap_or_else(|| e.scheme())
+        };
+        // Swept argument names per run group (union over its runs).
+        let swept_of = |group: &str| -> Vec<String> {
             let mut names: Vec<String> = Vec::new();
-            for m in recorded.iter().filter(|m| m.scheme == scheme) {
+            for m in sorted.iter().filter(|e| group_of(e) == group).filter_map(|e| e.metrics()) {
                 for s in &m.swept {
                     if !names.contains(s) {
                         names.push(s.clone());
@@ -431,7 +439,7 @@ impl ReportData {
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                let swept = swept_of(&e.scheme());
+                let swept = swept_of(&group_of(e));
                 Self::row(i, e, &swept, &epoch_columns, base_selected, front.contains(&e.run_name()), overall_best == Some(e.run_name()))
             })
             .collect();
@@ -452,19 +460,20 @@ impl ReportData {
             base_selected.map(|y| vec![HLine { y, label: format!("base model {}", format::bits(y)) }]).unwrap_or_default();
         let slug_name = slug(experiment);
 
-        // Scheme sections, in order of each scheme's first (best) row.
-        let mut schemes: Vec<String> = Vec::new();
-        for r in &rows {
-            if !schemes.contains(&r.scheme) {
-                schemes.push(r.scheme.clone());
+        // Sections, one per run group, in order of each group's first (best) row.
+        let entry_groups: Vec<String> = sorted.iter().map(|e| group_of(e)).collect();
+        let mut section_names: Vec<String> = Vec::new();
+        for g in &entry_groups {
+            if !section_names.contains(g) {
+                section_names.push(g.clone());
             }
         }
-        let groups = schemes
+        let groups = section_names
             .iter()
-            .map(|scheme| {
-                let swept = swept_of(scheme);
+            .map(|group| {
+                let swept = swept_of(group);
                 let mut members: Vec<(&RunEntry, &RunRow)> =
-                    sorted.iter().copied().zip(rows.iter()).filter(|(_, r)| &r.scheme == scheme).collect();
+                    sorted.iter().copied().zip(rows.iter()).zip(&entry_groups).filter(|(_, g)| *g == group).map(|(pair, _)| pair).collect();
                 members.sort_by(|(a, ra), (b, rb)| {
                     let arg = |e: &RunEntry, name: &str| e.metrics().and_then(|m| swept_value(m, name));
                     swept
@@ -476,10 +485,12 @@ impl ReportData {
                 });
                 let formulas: Vec<&str> = members.iter().filter_map(|(e, _)| e.metrics().map(|m| m.formula.as_str())).collect();
                 let formula = formulas.first().copied().unwrap_or("").to_string();
+                let scheme = members.first().map(|(_, r)| r.scheme.clone()).unwrap_or_default();
                 let sweep_plots =
-                    swept.iter().filter_map(|arg| Self::sweep_plot(scheme, arg, &swept, &members, &loss_on, &base_hline)).collect();
+                    swept.iter().filter_map(|arg| Self::sweep_plot(group, arg, &swept, &members, &loss_on, &base_hline)).collect();
                 SchemeGroup {
-                    scheme: scheme.clone(),
+                    scheme: group.clone(),
+                    base_scheme: (scheme != *group).then_some(scheme),
                     formula_html: formula_html(&formula),
                     formula_varies: formulas.iter().any(|f| *f != formula),
                     formula,
@@ -785,11 +796,19 @@ impl ReportData {
                 labels.push(l.clone());
             }
         }
+        // Seed replicates of one configuration: their mean.
+        let replicated = values.iter().any(|v| labels.iter().any(|l| pts.iter().filter(|(pv, pl, _)| pv == v && pl == l).count() > 1));
         let series = labels
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let mut p: Vec<(f64, f64)> = pts.iter().filter(|(_, pl, _)| pl == l).map(|(v, _, b)| (x_of(v), *b)).collect();
+                let mut p: Vec<(f64, f64)> = values
+                    .iter()
+                    .filter_map(|v| {
+                        let bits: Vec<f64> = pts.iter().filter(|(pv, pl, _)| pv == v && pl == l).map(|(_, _, b)| *b).collect();
+                        (!bits.is_empty()).then(|| (x_of(v), bits.iter().sum::<f64>() / bits.len() as f64))
+                    })
+                    .collect();
                 p.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Series {
                     name: if l.is_empty() { scheme.to_string() } else { format!("{scheme} ({l})") },
@@ -805,7 +824,7 @@ impl ReportData {
         };
         let shown = format::arg_name(arg);
         let log_note = if x_axis == XAxis::Log { " (log scale)" } else { "" };
-        let title = format!("{scheme}: best test loss vs {shown} (complete runs)");
+        let title = format!("{scheme}: best test loss vs {shown} (complete runs{})", if replicated { "; mean over seeds" } else { "" });
         Some(Plot {
             file: format!("sweep-{}-{}.svg", slug(scheme), slug(arg)),
             title: title.clone(),
@@ -949,6 +968,39 @@ mod tests {
         let overall: Vec<&str> = r.rows.iter().map(|r| r.run_name.as_str()).collect();
         assert_eq!(overall, ["d", "b", "c", "a", "e"]);
         assert!(r.rows[0].is_best);
+    }
+
+    #[test]
+    fn sections_are_run_groups_and_sweeps_average_seeds() {
+        let c = || RunStatus::Complete;
+        // The swept lr is read from the run name (`-lr=…`), as for any swept train setting.
+        let grouped = |name: &str, group: &str, bits: f64| {
+            let mut e = run(name, serde_json::json!({"r": 8}), &["lr"], c(), &[bits]);
+            if let RunEntry::Recorded { metrics, .. } = &mut e {
+                metrics.group = Some(group.into());
+                metrics.config = Some(name.rsplit_once("-seed=").map_or(name, |p| p.0).into());
+            }
+            e
+        };
+        // Two run statements of scheme `s`, `fast` and `slow`, each an lr sweep over two seeds.
+        let entries = vec![
+            grouped("fast-lr=0.001-seed=0", "fast", 2.0),
+            grouped("fast-lr=0.001-seed=1", "fast", 2.2),
+            grouped("fast-lr=0.01-seed=0", "fast", 2.5),
+            grouped("fast-lr=0.01-seed=1", "fast", 2.5),
+            grouped("slow-lr=0.001-seed=0", "slow", 2.9),
+            grouped("slow-lr=0.01-seed=0", "slow", 2.8),
+        ];
+        let r = ReportData::build("e", &entries, &Study::default());
+        let names: Vec<(&str, Option<&str>)> = r.groups.iter().map(|g| (g.scheme.as_str(), g.base_scheme.as_deref())).collect();
+        assert_eq!(names, [("fast", Some("s")), ("slow", Some("s"))]);
+        assert_eq!(r.groups[0].rows.len(), 4);
+        // fast's sweep: one point per lr, the mean of its seeds (2.1 at 1e-3).
+        let plot = &r.groups[0].sweep_plots[0];
+        assert_eq!(plot.title, "fast: best test loss vs lr (complete runs; mean over seeds)");
+        assert_eq!(plot.file, "sweep-fast-lr.svg");
+        assert!(plot.svg.contains("2.100"), "the mean of 2.0 and 2.2 is plotted");
+        assert_eq!(r.groups[1].sweep_plots[0].title, "slow: best test loss vs lr (complete runs)");
     }
 
     #[test]
