@@ -20,6 +20,19 @@ fn check_specs_exits_zero() {
 }
 
 #[test]
+fn seed_protocol_checks_and_counts_through_the_cli() {
+    let (code, _, err) = peftc(&["check", "specs/seed"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("126 run(s); 0 errors, 0 warnings"), "{err}");
+    let (code, out, err) = peftc(&["params", "specs/seed", "--model", "llama-3.1-8b"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("experiment seed on llama-3.1-8b (32 layers)"), "{out}");
+    let line = |name: &str| out.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default().to_string();
+    assert!(line("peft_lora-lr=0.001-seed=2").ends_with("20,971,520"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("-seed=")).filter(|l| !l.starts_with("run ")).count(), 126, "{out}");
+}
+
+#[test]
 fn check_bad_specs_exits_one_with_every_error() {
     let (code, _, err) = peftc(&["check", "tests/fixtures/lang/err_syntax.peft", "tests/fixtures/lang/err_bad_value.peft"]);
     assert_eq!(code, 1);
