@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::runs::RunDir;
 use crate::runs::lease::{self, LeaseTimes};
+use crate::runs::listing::{Entries, visible};
 use crate::runs::metrics::RunStatus;
 use crate::runs::plan::{Plan, PlannedRun};
 use crate::runs::step_log;
@@ -105,13 +106,7 @@ fn runs_of(runs_dir: &Path, plan: &Path) -> Result<Vec<PlannedRun>> {
         return Ok(Plan::load(plan)?.runs);
     }
     let mut out = Vec::new();
-    let dirs = |p: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> =
-            std::fs::read_dir(p).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
-        v.retain(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')));
-        v.sort();
-        v
-    };
+    let dirs = |p: &Path| -> Vec<PathBuf> { visible(p, Entries::Dirs).unwrap_or_default() };
     if !runs_dir.is_dir() {
         anyhow::bail!("{} is not a directory, and there is no plan {}", runs_dir.display(), plan.display());
     }

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::runs::atomic::write_atomic;
+use crate::runs::listing::{Entries, visible};
 use crate::runs::study::Study;
 pub use report_data::ReportData;
 pub use run_entry::RunEntry;
@@ -107,14 +108,7 @@ pub fn write_report(data: &ReportData, out_dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Non-hidden subdirectories of `dir`, sorted.
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("reading directory {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-        .collect();
-    dirs.sort();
-    Ok(dirs)
+    visible(dir, Entries::Dirs)
 }
 
 /// Whether `dir` has a run subdirectory holding `metrics.json`.

@@ -14,6 +14,7 @@
 
 pub mod atomic;
 pub mod lease;
+pub mod listing;
 pub mod metrics;
 pub mod plan;
 pub mod run_dir;

@@ -83,13 +83,7 @@ pub fn file_hash(path: &Path) -> Result<String> {
 /// Hash of a model directory (HF layout): every file's name and content
 /// hash, by name (a GGUF file hashes as [`file_hash`] always did).
 fn dir_hash(dir: &Path) -> Result<String> {
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-        .collect();
-    files.sort();
+    let files = crate::runs::listing::visible(dir, crate::runs::listing::Entries::Files)?;
     let mut listing = String::from("model directory v1\n");
     for f in files {
         let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
