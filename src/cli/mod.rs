@@ -120,7 +120,7 @@ pub struct SpecArgs {
     /// `.peft` files or directories.
     #[arg(required = true)]
     pub spec: Vec<PathBuf>,
-    /// Model shapes: a preset (smollm2-135m, llama-3.1-8b, gemma-2b), a GGUF file or an HF directory.
+    /// Model shapes: a preset (smollm2-135m, llama-3.1-8b, llama-3.2-1b, gemma-2b, gemma-2-2b, gemma-3-270m, qwen2.5-0.5b, mistral-7b), a GGUF file or an HF directory.
     #[arg(long)]
     pub model: Option<String>,
 }

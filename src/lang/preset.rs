@@ -6,9 +6,14 @@ use std::path::Path;
 use super::ir::ModelShapes;
 
 /// Names of the built-in presets.
-pub const PRESETS: [&str; 3] = ["smollm2-135m", "llama-3.1-8b", "gemma-2b"];
+pub const PRESETS: [&str; 8] =
+    ["smollm2-135m", "llama-3.1-8b", "llama-3.2-1b", "gemma-2b", "gemma-2-2b", "gemma-3-270m", "qwen2.5-0.5b", "mistral-7b"];
 
-/// A preset by name (`smollm2-135m`, `llama-3.1-8b`, `gemma-2b`).
+/// A preset by name (one of [`PRESETS`]): the shapes of the published
+/// `config.json` (layers, hidden, MLP, heads, KV heads, head_dim, vocab).
+/// These size parameter counts (`params`, `check`, `--model`); training
+/// needs the weights, and peftc trains the Llama family (see the README's
+/// model families).
 pub fn preset(name: &str) -> Option<ModelShapes> {
     let (l, d, f, h, kv, hd, v) = match name {
         // HuggingFaceTB/SmolLM2-135M-Instruct config.json
@@ -17,6 +22,16 @@ pub fn preset(name: &str) -> Option<ModelShapes> {
         "llama-3.1-8b" => (32, 4096, 14336, 32, 8, 128, 128256),
         // google/gemma-2b config.json (multi-query attention, head_dim 256)
         "gemma-2b" => (18, 2048, 16384, 8, 1, 256, 256000),
+        // meta-llama/Llama-3.2-1B config.json
+        "llama-3.2-1b" => (16, 2048, 8192, 32, 8, 64, 128256),
+        // google/gemma-2-2b config.json
+        "gemma-2-2b" => (26, 2304, 9216, 8, 4, 256, 256000),
+        // google/gemma-3-270m config.json (heads × head_dim = 1024 ≠ hidden 640)
+        "gemma-3-270m" => (18, 640, 2048, 4, 1, 256, 262144),
+        // Qwen/Qwen2.5-0.5B config.json (head_dim = hidden / heads = 64)
+        "qwen2.5-0.5b" => (24, 896, 4864, 14, 2, 64, 151936),
+        // mistralai/Mistral-7B-v0.3 config.json
+        "mistral-7b" => (32, 4096, 14336, 32, 8, 128, 32768),
         _ => return None,
     };
     Some(ModelShapes {

@@ -162,3 +162,28 @@ fn gguf_shapes_agree_with_the_preset() {
     let preset = lang::preset::preset("smollm2-135m").unwrap();
     assert_eq!(ModelShapes { name: preset.name.clone(), ..read }, preset);
 }
+
+/// `peftc params` for HF-PEFT LoRA r 8 on all seven projections equals HF
+/// PEFT's trainable count on the same model config, for every preset. The
+/// numbers come from `scripts/peft-param-counts.py` (transformers 5.24 +
+/// peft 0.21.2, the configs on the meta device), run once by hand.
+#[test]
+fn presets_count_like_hf_peft() {
+    let hf_peft: [(&str, u64); 8] = [
+        ("smollm2-135m", 2442240),
+        ("llama-3.1-8b", 20971520),
+        ("llama-3.2-1b", 5636096),
+        ("gemma-2b", 9805824),
+        ("gemma-2-2b", 10383360),
+        ("gemma-3-270m", 1898496),
+        ("qwen2.5-0.5b", 4399104),
+        ("mistral-7b", 20971520),
+    ];
+    assert_eq!(hf_peft.map(|p| p.0), lang::preset::PRESETS, "every preset is checked");
+    for (name, want) in hf_peft {
+        let opts = Options { model: lang::preset::preset(name) };
+        let (p, d) = lang::check(&[PathBuf::from("specs/schemes.peft")], &opts);
+        let p = p.unwrap_or_else(|| panic!("{name}: {}", d.render(false)));
+        assert_eq!(count(&p, "peft_lora"), want, "{name}");
+    }
+}
