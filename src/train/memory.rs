@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use crate::lang::ir::ModelShapes;
 use crate::pretrained::weights::ModelConfig;
 
 /// f32 values autodiff keeps per padded token and layer, per unit of model
@@ -77,6 +78,68 @@ impl TrainingFootprint<'_> {
     ) -> Result<usize, MemoryError> {
         let preferred = preferred_micro_tokens(on_cpu, batch, max_len);
         choose_micro_tokens(requested, preferred, self.longest, self.workers.max(1), available, |b| self.bytes(b))
+    }
+}
+
+/// Weights of a decoder with these shapes, embeddings tied (a lower bound
+/// for untied checkpoints, whose output head adds vocab × hidden): the
+/// embedding, per layer q/k/v/o, gate/up/down and two norms, the final norm.
+pub fn weight_params(s: &ModelShapes) -> u64 {
+    let (d, f, q, kv) =
+        (s.hidden_size as u64, s.intermediate_size as u64, (s.num_heads * s.head_dim) as u64, (s.num_kv_heads * s.head_dim) as u64);
+    let layer = 2 * d * q + 2 * d * kv + 3 * d * f + 2 * d;
+    s.vocab_size as u64 * d + s.num_layers as u64 * layer + d
+}
+
+/// A base model too large to load: found before anything is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelTooLarge {
+    pub model: String,
+    pub params: u64,
+    /// f32 copies held on the host while loading.
+    pub copies: u64,
+    pub needed: u64,
+    pub available: u64,
+    pub on_cpu: bool,
+}
+
+impl fmt::Display for ModelTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} has at least {:.2} billion weights: loading it needs about {:.1} GiB of host memory ({} f32 cop{}: {}) but only {:.1} GiB is available; ",
+            self.model,
+            self.params as f64 / 1e9,
+            gib(self.needed),
+            self.copies,
+            if self.copies == 1 { "y" } else { "ies" },
+            if self.on_cpu { "the dequantized checkpoint and the CPU backend's model" } else { "the dequantized checkpoint" },
+            gib(self.available)
+        )?;
+        if self.on_cpu {
+            write!(
+                f,
+                "train it on a GPU (`--backend cuda` or `tch`, with `precision: bf16`), choose a smaller model, or raise --max-memory"
+            )
+        } else {
+            write!(f, "use a machine with more host memory, or raise --max-memory")
+        }
+    }
+}
+
+impl std::error::Error for ModelTooLarge {}
+
+/// Check, before loading, that the base model's f32 weights fit in the
+/// memory available: twice on the CPU backend (the dequantized checkpoint
+/// and the model built from it), once on a GPU backend (the host copy).
+/// Training's own memory is checked per run, once the model is loaded.
+pub fn check_model_fits(shapes: &ModelShapes, model: &str, on_cpu: bool, available: Option<u64>) -> Result<(), ModelTooLarge> {
+    let params = weight_params(shapes);
+    let copies = if on_cpu { 2 } else { 1 };
+    let needed = params * 4 * copies;
+    match available {
+        Some(available) if needed > available => Err(ModelTooLarge { model: model.to_string(), params, copies, needed, available, on_cpu }),
+        _ => Ok(()),
     }
 }
 
@@ -246,5 +309,30 @@ mod tests {
         assert_eq!(proc_kib(t, "VmRSS:"), Some(1000 * 1024));
         assert_eq!(proc_kib(t, "VmSwap:"), None);
         assert!(peak_rss_bytes().unwrap() >= current_rss_bytes().unwrap());
+    }
+
+    #[test]
+    fn models_too_large_for_the_host_are_refused_before_loading() {
+        let smol = crate::lang::preset::preset("smollm2-135m").unwrap();
+        // SmolLM2-135M's published count (its embeddings are tied).
+        assert_eq!(weight_params(&smol), 134_515_008);
+        let gib24 = 24u64 << 30;
+        assert_eq!(check_model_fits(&smol, "smol", true, Some(gib24)), Ok(()));
+        // Llama-3.1-8B in f32 on a 24 GiB CPU machine: two f32 copies of
+        // 7.50 billion weights (8.03 with its untied output head) = 55.9 GiB.
+        let big = crate::lang::preset::preset("llama-3.1-8b").unwrap();
+        let err = check_model_fits(&big, "llama-3.1-8b", true, Some(gib24)).unwrap_err();
+        assert_eq!(err.params, 7_504_924_672);
+        assert_eq!(
+            err.to_string(),
+            "llama-3.1-8b has at least 7.50 billion weights: loading it needs about 55.9 GiB of host memory (2 f32 copies: the \
+             dequantized checkpoint and the CPU backend's model) but only 24.0 GiB is available; train it on a GPU (`--backend cuda` \
+             or `tch`, with `precision: bf16`), choose a smaller model, or raise --max-memory"
+        );
+        // On a GPU backend only the host copy counts: 28.0 GiB, still too much for 24.
+        assert_eq!(check_model_fits(&big, "m", false, Some(gib24)).unwrap_err().copies, 1);
+        assert_eq!(check_model_fits(&big, "m", false, Some(32 << 30)), Ok(()));
+        // Unknown memory: no refusal.
+        assert_eq!(check_model_fits(&big, "m", true, None), Ok(()));
     }
 }

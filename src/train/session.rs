@@ -336,6 +336,8 @@ fn train_experiment<B: AutodiffBackend>(
         return Ok(());
     }
     study_of(e).write(&opts.runs_dir.join(&e.name))?;
+    memory::check_model_fits(&e.shapes, &e.shapes.name, super::backend::on_cpu(&compute.backend), memory::available_bytes(opts.max_memory))
+        .with_context(|| format!("experiment {}", e.name))?;
     let ctx = ExperimentContext::load(e, compute)?;
     let stop_requested = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
     for run in runs {

@@ -141,16 +141,24 @@ experiment cli {{
     assert_eq!(dora_again.base, dora_before.base);
     assert_eq!(dora_again.epochs.len(), 2);
 
-    // Memory: with room for nothing beyond the loaded model, a budget the
-    // spec sets is refused (naming the setting to lower), and `auto` cannot
-    // go below one example; each run fails with the reason, before training.
+    // Memory, before loading: 0.25 GiB cannot hold two f32 copies of
+    // SmolLM2's 134.5 M weights (1.0 GiB), so nothing is loaded or trained.
+    let (ok, out) = peftc(&["run", "specs", "--quiet", "--runs-dir", "runs-tiny", "--max-memory", "0.25"], tmp.path());
+    assert!(!ok, "{out}");
+    assert!(out.contains("has at least 0.13 billion weights: loading it needs about 1.0 GiB of host memory"), "{out}");
+    assert!(!out.contains("experiment cli: loading"), "refused before loading: {out}");
+
+    // Memory, per run: with room for little beyond the loaded model, a budget
+    // the spec sets is refused (naming the setting to lower), and `auto`
+    // cannot go below one example; each run fails with the reason, before
+    // training.
     let spec_path = tmp.path().join("specs/cli.peft");
     let f32_spec = std::fs::read_to_string(&spec_path).unwrap();
     for (setting, expect) in
         [("micro_tokens: 4096,", "lower `micro_tokens` in the spec"), ("micro_tokens: auto,", "even one row of max_len tokens")]
     {
         std::fs::write(&spec_path, f32_spec.replace("precision: f32,", &format!("precision: f32, {setting}"))).unwrap();
-        let (ok, out) = peftc(&["run", "specs", "--quiet", "--runs-dir", "runs-small", "--max-memory", "0.25"], tmp.path());
+        let (ok, out) = peftc(&["run", "specs", "--quiet", "--runs-dir", "runs-small", "--max-memory", "1.5"], tmp.path());
         assert!(!ok, "{out}");
         assert_eq!(out.matches(expect).count(), 2, "{out}");
         match metrics(&tmp.path().join("runs-small/cli/peft_lora")).status {
