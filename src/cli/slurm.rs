@@ -170,6 +170,11 @@ exit "$rc"
     write!(
         report,
         r#"
+# A requeued array task satisfies `afterany` while it waits to run again:
+# render only once no task of the array is left in the queue.
+if [ -n "${{PEFTC_ARRAY_JOB:-}}" ]; then
+  while [ -n "$(squeue -h -j "$PEFTC_ARRAY_JOB" 2>/dev/null)" ]; do sleep 5; done
+fi
 {exe} report {runs} -o {reports} --plan {plan}
 rc=$?
 {exe} status {runs} --plan {plan}
@@ -188,7 +193,7 @@ exit "$rc"
     println!("report: {}", report_path.display());
     if !args.submit {
         println!(
-            "submit: jobid=$(sbatch --parsable {}) && sbatch --dependency=afterany:$jobid {}",
+            "submit: jobid=$(sbatch --parsable {}) && sbatch --dependency=afterany:$jobid --export=ALL,PEFTC_ARRAY_JOB=$jobid {}",
             array_path.display(),
             report_path.display()
         );
@@ -197,7 +202,8 @@ exit "$rc"
     let job = sbatch(&[array_path.as_os_str().to_string_lossy().as_ref()])?;
     println!("submitted array job {job} ({n} tasks)");
     let dep = format!("--dependency=afterany:{job}");
-    let rjob = sbatch(&[dep.as_str(), report_path.as_os_str().to_string_lossy().as_ref()])?;
+    let export = format!("--export=ALL,PEFTC_ARRAY_JOB={job}");
+    let rjob = sbatch(&[dep.as_str(), export.as_str(), report_path.as_os_str().to_string_lossy().as_ref()])?;
     println!("submitted report job {rjob} (after {job})");
     println!("follow with: peftc status {}", runs_dir.display());
     Ok(())

@@ -105,10 +105,22 @@ fn a_sweep_and_a_requeued_run_on_a_real_local_slurm() {
     wait_for(300, "three steps under Slurm", || steps(&dir).len() >= 3);
     let out = slurm_cmd(&conf, &["scontrol", "requeue", &task]);
     assert!(!out.contains("error"), "{out}");
-    wait_queue_empty(&conf, 600, || {
-        // Skip the requeue's begin-time delay.
-        let _ = slurm_cmd(&conf, &["scontrol", "update", &format!("JobId={task}"), "StartTime=now"]);
+    // Until the requeued task has run again to completion and the report
+    // job (which waits for the array to leave the queue) is done.
+    let mut last_update: Option<Instant> = None;
+    wait_for(600, "the requeued run to complete and the queue to empty", || {
+        // Skip the requeue's begin-time delay, once every 2 s while the task
+        // is pending (updating a job keeps resetting its eligibility).
+        let pending = slurm_cmd(&conf, &["squeue", "-h", "-t", "PD", "-j", &task]).contains(" PD ");
+        if pending && last_update.is_none_or(|t| t.elapsed().as_secs() >= 2) {
+            let _ = slurm_cmd(&conf, &["scontrol", "update", &format!("JobId={task}"), "StartTime=now"]);
+            last_update = Some(Instant::now());
+        }
+        let complete = dir.join("metrics.json").exists() && metrics(&dir).status == peftc::runs::metrics::RunStatus::Complete;
+        complete && slurm_cmd(&conf, &["squeue", "-h"]).trim().is_empty()
     });
+    let report = std::fs::read_to_string(root.join("reports/sweep.md")).unwrap_or_else(|_| panic!("no report\n{}", logs(root)));
+    assert!(report.contains("1 complete"), "the report is rendered after the requeued run: {report}");
     let log = logs(root);
     assert!(log.contains("exit 75"), "{log}");
     assert!(log.contains("resuming from epoch"), "{log}");
