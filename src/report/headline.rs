@@ -148,9 +148,9 @@ fn target_name(select: Selection) -> String {
     }
 }
 
-/// The group and configuration a run belongs to: recorded, else planned,
-/// else its scheme and run name.
-fn group_and_config(m: &RunMetrics, study: &Study) -> (String, String) {
+/// The group and configuration a recorded run belongs to: recorded, else
+/// planned, else its scheme and run name.
+pub fn group_and_config(m: &RunMetrics, study: &Study) -> (String, String) {
     let planned = study.runs.iter().find(|p| p.name == m.run_name);
     let group = m.group.clone().or_else(|| planned.map(|p| p.group.clone())).unwrap_or_else(|| m.scheme.clone());
     let config = m.config.clone().or_else(|| planned.map(|p| p.config.clone())).unwrap_or_else(|| m.run_name.clone());
@@ -215,15 +215,16 @@ impl Headline {
             c.gap = collect(&|m| last(m).map(|e| test_at(m, &e) - e.train_bits).filter(|v| v.is_finite()));
         }
         // The selected configuration of each group.
-        let key = |c: &Config| (c.target.map_or(f64::INFINITY, |s| s.mean), c.runs[0].trainable_params, c.name.clone());
+        // Lower mean target first; ties to fewer parameters, then the name.
+        let by_target = |a: &Config, b: &Config| {
+            let target = |c: &Config| c.target.map_or(f64::INFINITY, |s| s.mean);
+            target(a).total_cmp(&target(b)).then(a.runs[0].trainable_params.cmp(&b.runs[0].trainable_params)).then(a.name.cmp(&b.name))
+        };
         let mut selected: BTreeMap<String, usize> = BTreeMap::new();
         for (i, c) in configs.iter().enumerate() {
             let better = match selected.get(&c.group) {
                 None => true,
-                Some(&j) => {
-                    let (a, b) = (key(c), key(&configs[j]));
-                    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)).is_lt()
-                }
+                Some(&j) => by_target(c, &configs[j]).is_lt(),
             };
             if better {
                 selected.insert(c.group.clone(), i);
@@ -298,12 +299,7 @@ impl Headline {
         // Every configuration: groups in headline order, then by target.
         let mut order: Vec<usize> = (0..configs.len()).collect();
         let group_rank = |i: usize| heads.iter().position(|&h| configs[h].group == configs[i].group).unwrap_or(usize::MAX);
-        order.sort_by(|a, b| {
-            group_rank(*a).cmp(&group_rank(*b)).then_with(|| {
-                let (ka, kb) = (key(&configs[*a]), key(&configs[*b]));
-                ka.0.total_cmp(&kb.0).then(ka.1.cmp(&kb.1)).then(ka.2.cmp(&kb.2))
-            })
-        });
+        order.sort_by(|a, b| group_rank(*a).cmp(&group_rank(*b)).then_with(|| by_target(&configs[*a], &configs[*b])));
         let has_choice = selected.len() < configs.len();
         // Pareto panels: the selected configurations' means.
         let point = |&i: &usize, y: Option<Stat>| {

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::format;
-use super::headline::Headline;
+use super::headline::{Headline, group_and_config};
 use super::run_entry::RunEntry;
 use super::svg::{self, Draw, HLine, LinePlot, Mark, Series, XAxis};
 use crate::runs::metrics::{RunMetrics, RunStatus};
@@ -402,9 +402,12 @@ impl ReportData {
         });
 
         // The run group of an entry: its run statement (`as` name or scheme).
+        // (A run without metrics: its planned group, else its scheme.)
         let group_of = |e: &RunEntry| -> String {
-            let planned = study.runs.iter().find(|p| e.is_named(&p.name)).map(|p| p.group.clone());
-            e.metrics().and_then(|m| m.group.clone()).or(planned).unwrap_or_else(|| e.scheme())
+            match e.metrics() {
+                Some(m) => group_and_config(m, study).0,
+                None => study.runs.iter().find(|p| e.is_named(&p.name)).map(|p| p.group.clone()).unwrap_or_else(|| e.scheme()),
+            }
         };
         // Swept argument names per run group (union over its runs).
         let swept_of = |group: &str| -> Vec<String> {
