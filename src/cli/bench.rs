@@ -403,6 +403,7 @@ fn load_or_random(path: &std::path::Path) -> Result<crate::pretrained::weights::
         tie_word_embeddings: true,
         bos_token_id: None,
         eos_token_id: 0,
+        arch: Default::default(),
     };
     Ok(crate::model::LlamaConfig::new(c).random_loaded())
 }

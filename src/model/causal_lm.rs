@@ -16,6 +16,10 @@ pub trait CausalLm<B: Backend> {
     fn hidden<H: LinearHook<B>>(&self, tokens: Tensor<B, 2, Int>, hook: &H) -> Tensor<B, 3>;
     /// The frozen output head as `([d, vocab], [vocab, d])`, both contiguous.
     fn head(&self) -> (Tensor<B, 2>, Tensor<B, 2>);
+    /// The logits' soft-cap `cap · tanh(z / cap)`, if the model has one.
+    fn final_softcap(&self) -> Option<f64> {
+        None
+    }
     /// Next-token logits (materialises `[batch, seq, vocab]`; training and
     /// evaluation go through [`crate::model::head_loss`] instead).
     ///
@@ -26,7 +30,11 @@ pub trait CausalLm<B: Backend> {
         let [b, s, d] = h.dims();
         let (head, _) = self.head();
         let v = head.dims()[1];
-        h.reshape([b * s, d]).matmul(head).reshape([b, s, v])
+        let z = h.reshape([b * s, d]).matmul(head).reshape([b, s, v]);
+        match self.final_softcap() {
+            Some(cap) => burn::tensor::activation::tanh(z.div_scalar(cap)).mul_scalar(cap),
+            None => z,
+        }
     }
     /// The frozen base weight `[in, out]` of a target linear.
     fn base_weight(&self, layer: usize, target: Target) -> Tensor<B, 2>;
@@ -60,6 +68,9 @@ impl<B: Backend> CausalLm<B> for crate::model::Llama<B> {
     }
     fn head(&self) -> (Tensor<B, 2>, Tensor<B, 2>) {
         crate::model::Llama::head(self)
+    }
+    fn final_softcap(&self) -> Option<f64> {
+        crate::model::Llama::final_softcap(self)
     }
     fn base_weight(&self, layer: usize, target: Target) -> Tensor<B, 2> {
         crate::model::Llama::base_weight(self, layer, target)

@@ -40,16 +40,20 @@ pub struct HeadLoss<B: Backend> {
 ///   every product — the vendored one no longer does, measured neutral on
 ///   the CPU — and the GPU backends were never measured with one)
 /// - `targets`: `[tokens]`, `weights`: `[tokens]`
+///
+/// With a `softcap` the logits are `cap · tanh(h Wₕ / cap)` (Gemma 2), and
+/// the gradient carries the cap's derivative `1 − tanh²`.
 pub fn head_loss<B: Backend>(
     hidden: Tensor<B, 2>,
     head: &Tensor<B, 2>,
     head_t: &Tensor<B, 2>,
+    softcap: Option<f64>,
     targets: Tensor<B, 1, Int>,
     weights: Option<Tensor<B, 1>>,
 ) -> HeadLoss<B> {
     let (n, vocab) = (hidden.dims()[0], head.dims()[1]);
     let rows = balanced_rows(n, (CHUNK_ELEMENTS / vocab.max(1)).max(1));
-    head_loss_chunked(hidden, head, head_t, targets, weights, rows)
+    head_loss_chunked(hidden, head, head_t, softcap, targets, weights, rows)
 }
 
 /// Rows per chunk for `n` tokens and at most `max_rows` per chunk, equal
@@ -66,6 +70,7 @@ pub fn head_loss_chunked<B: Backend>(
     hidden: Tensor<B, 2>,
     head: &Tensor<B, 2>,
     head_t: &Tensor<B, 2>,
+    softcap: Option<f64>,
     targets: Tensor<B, 1, Int>,
     weights: Option<Tensor<B, 1>>,
     rows: usize,
@@ -82,7 +87,13 @@ pub fn head_loss_chunked<B: Backend>(
         let t = targets.clone().narrow(0, start, c).reshape([c, 1]);
         // The product in the head's dtype (bf16 under mixed precision), the
         // softmax and the loss in full precision.
-        let logits = precision::to_full(precision::cast(h, low).matmul(head.clone()));
+        let mut logits = precision::to_full(precision::cast(h, low).matmul(head.clone()));
+        let mut cap_slope = None;
+        if let Some(cap) = softcap {
+            let t = burn::tensor::activation::tanh(logits.div_scalar(cap));
+            cap_slope = weights.is_some().then(|| t.clone().square().neg().add_scalar(1.0));
+            logits = t.mul_scalar(cap);
+        }
         let max = logits.clone().max_dim(1);
         let z = logits.sub(max);
         let z_target = z.clone().gather(1, t.clone());
@@ -92,7 +103,10 @@ pub fn head_loss_chunked<B: Backend>(
         if let Some(w) = &weights {
             let w = w.clone().narrow(0, start, c).reshape([c, 1]);
             // (softmax − onehot) · w, without a one-hot tensor.
-            let g = e.mul(w.clone().div(sum)).scatter(1, t, w.neg(), IndexingUpdateOp::Add);
+            let mut g = e.mul(w.clone().div(sum)).scatter(1, t, w.neg(), IndexingUpdateOp::Add);
+            if let Some(slope) = cap_slope {
+                g = g.mul(slope);
+            }
             grads.push(precision::to_full(precision::cast(g, low).matmul(head_t.clone())));
         }
     }

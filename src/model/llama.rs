@@ -20,6 +20,7 @@ use super::rope::Rope;
 use crate::lang::target::Target;
 use crate::model::hook::LinearHook;
 use crate::model::precision;
+use crate::pretrained::family::{self, LayerKind};
 use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorData, TensorStore};
 
 /// Longest rotary table built up front; longer contexts are refused.
@@ -47,29 +48,41 @@ impl LlamaConfig {
     }
 
     /// Random weights in HF layout (`[out, in]` linears), deterministic by seed;
-    /// norm gains are drawn around 1 so that they matter in tests.
+    /// norm gains are drawn around 1 (Gemma's `w` around 0, so that `1 + w`
+    /// is) so that they matter in tests, and biases around 0.
     pub fn random_store(&self) -> TensorStore {
         let c = &self.model;
-        let mut rng = StdRng::seed_from_u64(self.seed);
-        let mut store = TensorStore::new();
-        let mut put = |name: String, shape: Vec<usize>, mean: f32, std: f32, rng: &mut StdRng| {
-            let n = shape.iter().product();
-            let data = (0..n).map(|_| mean + std * normal(rng)).collect();
-            store.insert(name, TensorData { shape, data });
-        };
-        let std = self.init_std;
-        put("model.embed_tokens.weight".into(), vec![c.vocab_size, c.hidden_size], 0.0, 1.0, &mut rng);
+        let (std, d) = (self.init_std, c.hidden_size);
+        let gain = 1.0 - c.arch.norm_offset();
+        // (name, shape, mean, std): Llama's tensors first, in a fixed order
+        // (so that a seed keeps its weights), then what the family adds.
+        let mut plan: Vec<(String, Vec<usize>, f32, f32)> = vec![("model.embed_tokens.weight".into(), vec![c.vocab_size, d], 0.0, 1.0)];
         for l in 0..c.num_layers {
             for t in Target::ALL {
-                let (i, o) = t.shape(c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim);
-                put(format!("model.layers.{l}.{}.weight", t.hf_module()), vec![o, i], 0.0, std, &mut rng);
+                let (i, o) = t.shape(d, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim);
+                plan.push((format!("model.layers.{l}.{}.weight", t.hf_module()), vec![o, i], 0.0, std));
             }
-            put(format!("model.layers.{l}.input_layernorm.weight"), vec![c.hidden_size], 1.0, 0.1, &mut rng);
-            put(format!("model.layers.{l}.post_attention_layernorm.weight"), vec![c.hidden_size], 1.0, 0.1, &mut rng);
+            let norms = family::layer_norms(&c.arch, l);
+            plan.push((norms.input, vec![d], gain, 0.1));
+            plan.push((norms.pre_mlp, vec![d], gain, 0.1));
         }
-        put("model.norm.weight".into(), vec![c.hidden_size], 1.0, 0.1, &mut rng);
+        plan.push(("model.norm.weight".into(), vec![d], gain, 0.1));
         if !c.tie_word_embeddings {
-            put("lm_head.weight".into(), vec![c.vocab_size, c.hidden_size], 0.0, std, &mut rng);
+            plan.push(("lm_head.weight".into(), vec![c.vocab_size, d], 0.0, std));
+        }
+        let planned: std::collections::HashSet<String> = plan.iter().map(|p| p.0.clone()).collect();
+        for (name, shape) in family::expected_shapes(c) {
+            if !planned.contains(&name) {
+                let mean = if name.ends_with(".bias") { 0.0 } else { gain };
+                plan.push((name, shape, mean, 0.1));
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let mut store = TensorStore::new();
+        for (name, shape, mean, std) in plan {
+            let n = shape.iter().product();
+            let data = (0..n).map(|_| mean + std * normal(&mut rng)).collect();
+            store.insert(name, TensorData { shape, data });
         }
         store
     }
@@ -99,6 +112,12 @@ pub struct Llama<B: Backend> {
     layers: Vec<Block<B>>,
     norm: RmsNorm<B>,
     rope: Rope<B>,
+    /// The rotary tables of sliding layers, when their base differs (Gemma 3).
+    rope_local: Option<Rope<B>>,
+    /// Token embeddings are multiplied by this (Gemma's `√hidden`, rounded
+    /// to the weights' dtype).
+    #[module(skip)]
+    embed_scale: Option<f32>,
     #[module(skip)]
     config: ModelConfig,
 }
@@ -141,13 +160,22 @@ impl<B: Backend> Llama<B> {
             let t = get(store, name, &[out, inp])?;
             Ok(Tensor::from_data(BurnData::new(transpose(&t.data, out, inp), [inp, out]).convert::<B::FloatElem>(), device))
         };
-        let vec1 = |name: &str| -> Result<Tensor<B, 1>, ModelError> {
-            let t = get(store, name, &[d])?;
-            Ok(Tensor::from_data(BurnData::new(t.data.clone(), [d]).convert::<B::FloatElem>(), device))
+        let vec_n = |name: &str, n: usize| -> Result<Tensor<B, 1>, ModelError> {
+            let t = get(store, name, &[n])?;
+            Ok(Tensor::from_data(BurnData::new(t.data.clone(), [n]).convert::<B::FloatElem>(), device))
+        };
+        let a = &c.arch;
+        let norm = |name: &str, n: usize| -> Result<RmsNorm<B>, ModelError> {
+            let w = vec_n(name, n)?;
+            Ok(if a.gemma_norm { RmsNorm::gemma(w, c.rms_norm_eps) } else { RmsNorm::new(w, c.rms_norm_eps) })
         };
         let lin = |l: usize, t: Target| {
             let (i, o) = t.shape(d, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim);
             mat_t(&format!("model.layers.{l}.{}.weight", t.hf_module()), o, i)
+        };
+        let bias = |l: usize, t: Target| {
+            let (_, o) = t.shape(d, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim);
+            vec_n(&format!("model.layers.{l}.{}.bias", t.hf_module()), o)
         };
 
         let embed_data = get(store, "model.embed_tokens.weight", &[v, d])?;
@@ -161,24 +189,47 @@ impl<B: Backend> Llama<B> {
         };
         let mut layers = Vec::with_capacity(c.num_layers);
         for l in 0..c.num_layers {
+            let names = family::layer_norms(a, l);
+            let biases = if a.qkv_bias { Some([bias(l, Target::Q)?, bias(l, Target::K)?, bias(l, Target::V)?]) } else { None };
+            let qk_norm = if a.qk_norm {
+                let [qn, kn] = family::qk_norm_names(l);
+                Some([norm(&qn, c.head_dim)?, norm(&kn, c.head_dim)?])
+            } else {
+                None
+            };
             layers.push(Block {
-                input_norm: RmsNorm::new(vec1(&format!("model.layers.{l}.input_layernorm.weight"))?, c.rms_norm_eps),
+                input_norm: norm(&names.input, d)?,
                 attn: Attention {
                     wq: lin(l, Target::Q)?,
                     wk: lin(l, Target::K)?,
                     wv: lin(l, Target::V)?,
                     wo: lin(l, Target::O)?,
+                    biases,
+                    qk_norm,
                     num_heads: c.num_heads,
                     num_kv_heads: c.num_kv_heads,
                     head_dim: c.head_dim,
+                    scale: a.attention_scale(c.head_dim),
+                    softcap: a.attn_softcap,
                 },
-                post_attn_norm: RmsNorm::new(vec1(&format!("model.layers.{l}.post_attention_layernorm.weight"))?, c.rms_norm_eps),
-                mlp: Mlp { w_gate: lin(l, Target::Gate)?, w_up: lin(l, Target::Up)?, w_down: lin(l, Target::Down)? },
+                post_attn_norm: names.post_attention.map(|n| norm(&n, d)).transpose()?,
+                mlp_norm: norm(&names.pre_mlp, d)?,
+                mlp: Mlp {
+                    w_gate: lin(l, Target::Gate)?,
+                    w_up: lin(l, Target::Up)?,
+                    w_down: lin(l, Target::Down)?,
+                    activation: a.activation,
+                },
+                post_mlp_norm: names.post_mlp.map(|n| norm(&n, d)).transpose()?,
+                sliding: a.layer_kind(l) == LayerKind::Sliding,
             });
         }
-        let norm = RmsNorm::new(vec1("model.norm.weight")?, c.rms_norm_eps);
-        let rope = Rope::new(&c.rope_inv_freq(), c.max_position_embeddings.min(MAX_ROPE_POSITIONS), device);
-        Ok(Self { embed, lm_head, lm_head_t, layers, norm, rope, config: c.clone() })
+        let norm = norm("model.norm.weight", d)?;
+        let max_len = c.max_position_embeddings.min(MAX_ROPE_POSITIONS);
+        let rope = Rope::new(&c.rope_inv_freq(), max_len, device);
+        let rope_local = c.rope_local_inv_freq().map(|f| Rope::new(&f, max_len, device));
+        let embed_scale = a.embed_scale.then(|| (d as f32).sqrt());
+        Ok(Self { embed, lm_head, lm_head_t, layers, norm, rope, rope_local, embed_scale, config: c.clone() })
     }
 
     /// The same model with every frozen weight (and the rotary tables) stored
@@ -196,6 +247,9 @@ impl<B: Backend> Llama<B> {
             layers: self.layers.into_iter().map(|b| b.with_dtype(dtype)).collect(),
             norm: self.norm.with_dtype(dtype),
             rope: self.rope.with_dtype(dtype),
+            rope_local: self.rope_local.map(|r| r.with_dtype(dtype)),
+            // HF casts `√hidden` to the weights' dtype before multiplying.
+            embed_scale: self.embed_scale.map(|s| precision::round_to(s, dtype)),
             config: self.config,
         }
     }
@@ -244,9 +298,19 @@ impl<B: Backend> Llama<B> {
         let [batch, seq] = tokens.dims();
         let d = self.config.hidden_size;
         let mut x = self.embed.clone().select(0, tokens.reshape([batch * seq])).reshape([batch, seq, d]);
-        let bias = attention_bias(padding, self.config.num_heads, self.config.num_kv_heads);
+        if let Some(s) = self.embed_scale {
+            x = x.mul_scalar(s);
+        }
+        let (heads, kv_heads) = (self.config.num_heads, self.config.num_kv_heads);
+        let full = attention_bias(padding.clone(), heads, kv_heads, None);
+        let sliding =
+            self.layers.iter().any(|b| b.sliding).then(|| attention_bias(padding, heads, kv_heads, self.config.arch.sliding_window));
         for (l, block) in self.layers.iter().enumerate() {
-            x = block.forward(l, x, &self.rope, &bias, hook);
+            let (bias, rope) = match (&sliding, block.sliding) {
+                (Some(s), true) => (s, self.rope_local.as_ref().unwrap_or(&self.rope)),
+                _ => (&full, &self.rope),
+            };
+            x = block.forward(l, x, rope, bias, hook);
         }
         self.norm.forward(x)
     }
@@ -258,7 +322,16 @@ impl<B: Backend> Llama<B> {
     /// - returns `[batch, seq, vocab]`
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, seq, d] = hidden.dims();
-        hidden.reshape([batch * seq, d]).matmul(self.lm_head.clone()).reshape([batch, seq, self.config.vocab_size])
+        let z = hidden.reshape([batch * seq, d]).matmul(self.lm_head.clone()).reshape([batch, seq, self.config.vocab_size]);
+        match self.config.arch.final_softcap {
+            Some(cap) => burn::tensor::activation::tanh(z.div_scalar(cap)).mul_scalar(cap),
+            None => z,
+        }
+    }
+
+    /// The output logits' soft-cap `cap · tanh(z / cap)`, if any (Gemma 2).
+    pub fn final_softcap(&self) -> Option<f64> {
+        self.config.arch.final_softcap
     }
 
     /// Next-token logits.
@@ -286,7 +359,8 @@ fn check_config(c: &ModelConfig) -> Result<(), ModelError> {
     if c.max_position_embeddings == 0 {
         return bad("max_position_embeddings must be positive".into());
     }
-    c.rope_scaling.check(c.head_dim).map_err(|reason| ModelError::BadConfig { reason })
+    c.rope_scaling.check(c.head_dim).map_err(|reason| ModelError::BadConfig { reason })?;
+    c.arch.check(c.num_layers).map_err(|reason| ModelError::BadConfig { reason })
 }
 
 /// A standard normal sample via Box–Muller (rand 0.9 has no `Normal` without `rand_distr`).

@@ -34,3 +34,12 @@ pub fn to_full<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
 pub fn dtype_of<B: Backend, const D: usize>(t: &Tensor<B, D>) -> FloatDType {
     t.dtype().into()
 }
+
+/// `x` rounded to `dtype` and back (a scalar HF casts to the weights' dtype).
+pub fn round_to(x: f32, dtype: FloatDType) -> f32 {
+    match dtype {
+        FloatDType::BF16 => half::bf16::from_f32(x).to_f32(),
+        FloatDType::F16 => half::f16::from_f32(x).to_f32(),
+        _ => x,
+    }
+}

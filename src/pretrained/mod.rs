@@ -6,6 +6,7 @@
 //! [`tokenizer::Tokenizer`]. Also writes HF directories (`to-hf`, `merge`)
 //! and HF PEFT adapters ([`peft_adapter`]).
 
+pub mod family;
 pub mod gguf;
 pub mod hf_dir;
 pub mod peft_adapter;

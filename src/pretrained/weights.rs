@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pretrained::family::Arch;
 use crate::pretrained::rope_scaling::RopeScaling;
 
-/// Llama-family decoder configuration, resolved once from GGUF metadata or
+/// Decoder configuration (Llama and the families of [`Arch`]), resolved once from GGUF metadata or
 /// an HF `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -40,12 +41,22 @@ pub struct ModelConfig {
     pub tie_word_embeddings: bool,
     pub bos_token_id: Option<u32>,
     pub eos_token_id: u32,
+    /// What the model's family changes in the arithmetic (absent in
+    /// configs recorded before families existed: those were Llama).
+    #[serde(default)]
+    pub arch: Arch,
 }
 
 impl ModelConfig {
     /// The rotary inverse frequencies, one per pair of a head's dimensions.
     pub fn rope_inv_freq(&self) -> Vec<f32> {
         self.rope_scaling.inv_freq(self.rope_theta, self.head_dim)
+    }
+
+    /// The inverse frequencies of sliding-window layers, when their RoPE
+    /// base differs (Gemma 3's local base; unscaled, as HF computes it).
+    pub fn rope_local_inv_freq(&self) -> Option<Vec<f32>> {
+        self.arch.rope_local_theta.map(|theta| crate::pretrained::rope_scaling::default_inv_freq(theta, self.head_dim))
     }
 }
 

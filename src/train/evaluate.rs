@@ -103,7 +103,9 @@ where
         let batch = Batch::<B>::new(&refs, plan.max_len, device);
         let hidden = model.hidden(batch.inputs, hook);
         let [rows, seq, d] = hidden.dims();
-        let nll = head_loss(hidden.reshape([rows * seq, d]), &head, &head_t, batch.targets.reshape([rows * seq]), None).nll;
+        let nll =
+            head_loss(hidden.reshape([rows * seq, d]), &head, &head_t, model.final_softcap(), batch.targets.reshape([rows * seq]), None)
+                .nll;
         let nll = nll.reshape([rows, seq]);
         let sums = Tensor::cat(vec![nll.clone().mul(batch.mask_all).sum_dim(1), nll.mul(batch.mask_completion).sum_dim(1)], 1);
         let sums = sums.into_data().convert::<f32>().into_vec::<f32>().expect("f32 sums");

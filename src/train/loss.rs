@@ -37,6 +37,7 @@ pub fn loss_and_surrogate<B: AutodiffBackend, M: CausalLm<B>, H: LinearHook<B>>(
         hidden.clone().inner(),
         &head.inner(),
         &head_t.inner(),
+        model.final_softcap(),
         batch.targets.clone().inner().reshape([b * s]),
         Some(weights.clone()),
     );

@@ -276,19 +276,29 @@ fn llama3_model_runs_the_same_from_config_json_and_gguf() {
 fn unimplemented_settings_are_refused_by_name() {
     let base = || config_to_json(&tiny_config(true)).unwrap();
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("model_type", json!("mistral"), "`model_type: \"mistral\"` is not supported (peftc implements: llama)"),
+        (
+            "model_type",
+            json!("falcon"),
+            "`model_type: \"falcon\"` is not supported (peftc implements: llama, mistral, qwen2, gemma, gemma2, gemma3_text, phi3)",
+        ),
+        ("model_type", json!("gemma3"), "(a multimodal Gemma 3; peftc trains the text model, `gemma3_text`)"),
+        (
+            "model_type",
+            json!("mistral"),
+            "`architectures: [\"LlamaForCausalLM\"]` is not supported (peftc implements MistralForCausalLM for `mistral`)",
+        ),
         (
             "architectures",
             json!(["LlamaForSequenceClassification"]),
             "`architectures: [\"LlamaForSequenceClassification\"]` is not supported",
         ),
-        ("hidden_act", json!("gelu"), "`hidden_act: \"gelu\"` is not supported (Llama's MLP uses silu)"),
+        ("hidden_act", json!("gelu"), "`hidden_act: \"gelu\"` is not supported (this family's MLP uses silu)"),
         ("hidden_activation", json!("gelu_pytorch_tanh"), "`hidden_activation: \"gelu_pytorch_tanh\"` is not supported"),
-        ("attention_bias", json!(true), "`attention_bias: true` is not supported (peftc's Llama has no biases)"),
+        ("attention_bias", json!(true), "`attention_bias: true` is not supported (only Qwen2's q/k/v biases are implemented)"),
         ("mlp_bias", json!(true), "`mlp_bias: true` is not supported"),
         ("attention_dropout", json!(0.1), "`attention_dropout: 0.1` is not supported"),
         ("partial_rotary_factor", json!(0.75), "`partial_rotary_factor: 0.75` is not supported (peftc rotates every dimension of a head)"),
-        ("sliding_window", json!(4096), "`sliding_window: 4096` is not supported (sliding-window attention is not implemented)"),
+        ("sliding_window", json!(4096), "`sliding_window: 4096` is not supported for `llama` (its layers attend to the whole prefix)"),
         ("use_sliding_window", json!(true), "`use_sliding_window: true` is not supported"),
         (
             "layer_types",
@@ -302,6 +312,15 @@ fn unimplemented_settings_are_refused_by_name() {
             "`torch_dtype: \"float8_e4m3fn\"` is not supported (peftc reads float32, float16, bfloat16 checkpoints)",
         ),
         ("dtype", json!("int8"), "`dtype: \"int8\"` is not supported"),
+        ("query_pre_attn_scalar", json!(256), "`query_pre_attn_scalar: 256` is not supported for `llama` (only Gemma 2 and 3 use it)"),
+        ("final_logit_softcapping", json!(30.0), "`final_logit_softcapping: 30.0` is not supported for `llama`"),
+        ("rope_local_base_freq", json!(10000.0), "a separate RoPE base for sliding layers (10000) is not supported for `llama`"),
+        (
+            "use_bidirectional_attention",
+            json!(true),
+            "`use_bidirectional_attention: true` is not supported (peftc trains causal language models)",
+        ),
+        ("resid_pdrop", json!(0.1), "`resid_pdrop: 0.1` is not supported (peftc trains without dropout)"),
         (
             "rope_scaling",
             json!({"type": "linear", "factor": 2.0}),

@@ -30,6 +30,7 @@ mod lang_eval;
 mod lang_snapshots;
 mod layout;
 mod lower_specs;
+mod model_families;
 mod model_smollm2;
 mod model_speed;
 mod model_tiny;

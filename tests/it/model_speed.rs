@@ -31,6 +31,7 @@ fn smollm2_config() -> LlamaConfig {
         tie_word_embeddings: true,
         bos_token_id: Some(1),
         eos_token_id: 2,
+        arch: Default::default(),
     });
     c.init_std = 0.02;
     c

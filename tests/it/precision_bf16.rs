@@ -60,7 +60,7 @@ fn a_bf16_model_computes_in_bf16_and_its_loss_in_f32_close_to_the_f32_model() {
     let targets: Tensor<B, 1, Int> = tokens::<B>(&DEV).reshape([b * s]);
     let nll = |m: &Llama<B>, h: Tensor<B, 3>| {
         let (head, head_t) = m.head();
-        head_loss(h.reshape([b * s, d]), &head, &head_t, targets.clone(), None).nll
+        head_loss(h.reshape([b * s, d]), &head, &head_t, None, targets.clone(), None).nll
     };
     let n32 = nll(&m32, h32);
     let n16 = nll(&m16, h16);

@@ -49,7 +49,7 @@ fn fused_head_matches_log_softmax_and_its_gradient() {
 
     // Chunks of 1, 4 (with a remainder of 3) and all 11 tokens.
     for rows in [1, 4, n] {
-        let out = head_loss_chunked(hidden.clone(), &head, &head_t, targets.clone(), Some(weights.clone()), rows);
+        let out = head_loss_chunked(hidden.clone(), &head, &head_t, None, targets.clone(), Some(weights.clone()), rows);
         let dn = max_abs(out.nll - nll_ref.clone());
         let dg = max_abs(out.grad.unwrap() - grad_ref.clone());
         assert!(dn < 1e-5, "rows {rows}: nll differs by {dn}");
@@ -57,7 +57,7 @@ fn fused_head_matches_log_softmax_and_its_gradient() {
     }
     // The surrogate sends exactly that gradient back.
     let h2 = Tensor::<Ad, 2>::from_inner(hidden.clone()).require_grad();
-    let g = head_loss_chunked(hidden, &head, &head_t, targets, Some(weights), 4).grad.unwrap();
+    let g = head_loss_chunked(hidden, &head, &head_t, None, targets, Some(weights), 4).grad.unwrap();
     let back = h2.grad(&surrogate(h2.clone(), g.clone()).backward()).unwrap();
     assert!(max_abs(back - g) == 0.0);
 }

@@ -57,7 +57,7 @@ impl fmt::Display for GgufError {
             GgufError::MissingKey { key } => write!(f, "metadata key `{key}` is missing"),
             GgufError::WrongKeyType { key, expected, found } => write!(f, "metadata key `{key}` has type {found}, expected {expected}"),
             GgufError::UnsupportedArchitecture { arch } => {
-                write!(f, "unsupported model architecture `{arch}` (peftc loads Llama-family GGUFs: llama)")
+                write!(f, "unsupported model architecture `{arch}` (peftc loads GGUFs of: {})", super::llama::SUPPORTED_ARCHS.join(", "))
             }
             GgufError::UnexpectedTensor { name, arch, why } => write!(f, "unexpected tensor `{name}` for a {arch} model ({why})"),
             GgufError::BadConfig { message } => write!(f, "invalid model configuration: {message}"),

@@ -1,10 +1,13 @@
-//! Llama-family GGUF files ↔ [`LoadedModel`]: configuration from `llama.*`
-//! metadata, tensor names GGUF → HF, the q/k row permutation that
-//! llama.cpp's converter applies for interleaved RoPE undone (so q/k are in
-//! HF's rotate-half order), and the tokenizer material.
+//! GGUF files of the families in [`crate::pretrained::family`] ↔
+//! [`LoadedModel`]: configuration from `{arch}.*` metadata, tensor names
+//! GGUF → HF per architecture, and llama.cpp's converter's changes undone:
+//! the q/k row permutation of the `llama` architecture (so q/k are in HF's
+//! rotate-half order; the others are NEOX-rotated and not permuted), Gemma's
+//! norms stored as `w + 1`, and Phi-3's fused projections (split).
 
 use std::path::Path;
 
+use crate::pretrained::family::{self, Arch, Family, LayerKind, expected_shapes};
 use crate::pretrained::rope_scaling::RopeScaling;
 use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorStore, TokenizerSource};
 
@@ -15,7 +18,7 @@ use super::meta_value::MetaValue;
 use super::writer::GgufWriter;
 
 /// Architectures whose GGUF layout this loader understands.
-pub const SUPPORTED_ARCHS: &[&str] = &["llama"];
+pub const SUPPORTED_ARCHS: &[&str] = &["llama", "qwen2", "gemma", "gemma2", "gemma3", "phi3"];
 
 /// llama.cpp's tensor of per-pair RoPE frequency divisors (Llama 3's
 /// `llama3` scaling): read into [`ModelConfig::rope_scaling`], not a weight.
@@ -25,38 +28,10 @@ pub const ROPE_FREQS: &str = "rope_freqs.weight";
 /// has no `llama.rope.freq_base` (`rope_freq_base_train = 10000.0f`).
 pub const LLAMA_DEFAULT_FREQ_BASE: f64 = 10_000.0;
 
-/// HF name of a GGUF llama tensor, or `None` for a name peftc does not know.
-pub fn gguf_to_hf_name(name: &str) -> Option<String> {
-    match name {
-        "token_embd.weight" => return Some("model.embed_tokens.weight".into()),
-        "output_norm.weight" => return Some("model.norm.weight".into()),
-        "output.weight" => return Some("lm_head.weight".into()),
-        _ => {}
-    }
-    let rest = name.strip_prefix("blk.")?;
-    let (layer, rest) = rest.split_once('.')?;
-    let layer: usize = layer.parse().ok()?;
-    let (module, kind) = rest.rsplit_once('.')?;
-    if kind != "weight" {
-        return None;
-    }
-    let hf = match module {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf}.weight"))
-}
-
-/// GGUF name of an HF llama tensor (inverse of [`gguf_to_hf_name`]).
-pub fn hf_to_gguf_name(name: &str) -> Option<String> {
+/// GGUF name of an HF tensor in the checkpoint layout of `arch`'s family
+/// (Phi-3's fused `qkv_proj` / `gate_up_proj`, see [`checkpoint_shapes`]),
+/// or `None` for a name the family has no GGUF tensor for.
+pub fn hf_to_gguf_name(arch: &Arch, name: &str) -> Option<String> {
     match name {
         "model.embed_tokens.weight" => return Some("token_embd.weight".into()),
         "model.norm.weight" => return Some("output_norm.weight".into()),
@@ -66,20 +41,57 @@ pub fn hf_to_gguf_name(name: &str) -> Option<String> {
     let rest = name.strip_prefix("model.layers.")?;
     let (layer, rest) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
-    let module = rest.strip_suffix(".weight")?;
-    let g = match module {
-        "input_layernorm" => "attn_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
+    let (module, kind) = rest.rsplit_once('.')?;
+    let g = match (module, arch.sandwich_norm) {
+        ("input_layernorm", _) => "attn_norm",
+        ("post_attention_layernorm", false) => "ffn_norm",
+        ("post_attention_layernorm", true) => "post_attention_norm",
+        ("pre_feedforward_layernorm", true) => "ffn_norm",
+        ("post_feedforward_layernorm", true) => "post_ffw_norm",
+        ("self_attn.q_norm", _) if arch.qk_norm => "attn_q_norm",
+        ("self_attn.k_norm", _) if arch.qk_norm => "attn_k_norm",
+        ("self_attn.q_proj", _) => "attn_q",
+        ("self_attn.k_proj", _) => "attn_k",
+        ("self_attn.v_proj", _) => "attn_v",
+        ("self_attn.qkv_proj", _) => "attn_qkv",
+        ("self_attn.o_proj", _) => "attn_output",
+        ("mlp.gate_proj", _) => "ffn_gate",
+        ("mlp.up_proj", _) | ("mlp.gate_up_proj", _) => "ffn_up",
+        ("mlp.down_proj", _) => "ffn_down",
         _ => return None,
     };
-    Some(format!("blk.{layer}.{g}.weight"))
+    match kind {
+        "weight" => {}
+        "bias" if arch.qkv_bias => {}
+        _ => return None,
+    }
+    Some(format!("blk.{layer}.{g}.{kind}"))
+}
+
+/// The HF tensors of a checkpoint of this config as stored (Phi-3 keeps
+/// q‖k‖v and gate‖up fused), with their shapes.
+pub fn checkpoint_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let shapes = expected_shapes(c);
+    if c.arch.family != Family::Phi3 {
+        return shapes;
+    }
+    let d = c.hidden_size;
+    let mut out = Vec::with_capacity(shapes.len());
+    for (name, shape) in shapes {
+        let fused = family::phi3_fused(c).into_iter().find_map(|(fused, parts)| {
+            let layer = name.strip_prefix("model.layers.")?.split_once('.')?.0.to_string();
+            let pos = parts.iter().position(|(p, n)| *n > 0 && name == format!("model.layers.{layer}.{p}.weight"))?;
+            let rows: usize = parts.iter().map(|p| p.1).sum();
+            // The fused tensor takes the place of its first part.
+            Some((pos == 0).then(|| (format!("model.layers.{layer}.{fused}.weight"), vec![rows, d])))
+        });
+        match fused {
+            Some(Some(entry)) => out.push(entry),
+            Some(None) => {}
+            None => out.push((name, shape)),
+        }
+    }
+    out
 }
 
 /// Undo llama.cpp's `LlamaModel.permute` on a `[n_head * head_dim, cols]`
@@ -122,9 +134,9 @@ fn bad_config(message: String) -> GgufError {
 /// vocabulary size and embedding tying, the tensor table).
 pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     let arch = g.get_str("general.architecture")?.to_string();
-    if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
+    let Some(family) = Family::from_gguf_arch(&arch) else {
         return Err(GgufError::UnsupportedArchitecture { arch });
-    }
+    };
     let key = |k: &str| format!("{arch}.{k}");
     let usize_key = |k: &str| -> Result<usize> { Ok(g.get_u64(&key(k))? as usize) };
     let num_layers = usize_key("block_count")?;
@@ -159,14 +171,67 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
             key("rope.scaling.type")
         )));
     }
-    if let Some(window) = g.get(&key("attention.sliding_window")).and_then(MetaValue::as_u64)
-        && window > 0
-    {
-        return Err(bad_config(format!(
-            "`{}` = {window} is not supported (sliding-window attention is not implemented)",
-            key("attention.sliding_window")
-        )));
+    let window = g.get(&key("attention.sliding_window")).and_then(MetaValue::as_u64).filter(|&w| w > 0).map(|w| w as usize);
+    // Which layers slide, as llama.cpp runs each architecture: Gemma 2 on
+    // even layers (swa pattern 2), Gemma 3 on all but every sixth (or the
+    // file's pattern), Phi-3 on every layer; Gemma 2's window defaults to
+    // 4096 (llama.cpp's `n_swa`).
+    let (sliding_window, layer_types) = match family {
+        Family::Gemma2 => (Some(window.unwrap_or(4096)), (0..num_layers).map(|i| i % 2 == 0).collect()),
+        Family::Gemma3 => {
+            let pattern = g.get(&key("attention.sliding_window_pattern")).and_then(MetaValue::as_u64).unwrap_or(6).max(1) as usize;
+            (window, (0..num_layers).map(|i| (i + 1) % pattern != 0).collect())
+        }
+        Family::Phi3 => (window, vec![window.is_some(); num_layers]),
+        _ => {
+            if let Some(window) = window {
+                return Err(bad_config(format!(
+                    "`{}` = {window} is not supported for the `{arch}` architecture (its layers attend to the whole prefix)",
+                    key("attention.sliding_window")
+                )));
+            }
+            (None, Vec::new())
+        }
+    };
+    let layer_types: Vec<LayerKind> = if layer_types.contains(&true) {
+        layer_types.into_iter().map(|s| if s { LayerKind::Sliding } else { LayerKind::Full }).collect()
+    } else {
+        Vec::new()
+    };
+    if !layer_types.is_empty() && sliding_window.is_none() {
+        return Err(bad_config(format!("sliding layers need `{}`", key("attention.sliding_window"))));
     }
+    let opt_f64 = |k: &str| -> Result<Option<f64>> { if g.get(&key(k)).is_some() { g.get_f64(&key(k)).map(Some) } else { Ok(None) } };
+    let (attn_softcap, final_softcap) = match family {
+        // llama.cpp's defaults when a Gemma 2 file has none.
+        Family::Gemma2 => {
+            (Some(opt_f64("attn_logit_softcapping")?.unwrap_or(50.0)), Some(opt_f64("final_logit_softcapping")?.unwrap_or(30.0)))
+        }
+        Family::Gemma3 => (opt_f64("attn_logit_softcapping")?, opt_f64("final_logit_softcapping")?),
+        _ => (None, None),
+    };
+    // GGUF stores no `query_pre_attn_scalar`: llama.cpp scales by
+    // head_dim^-½, except the 27B models (46 layers for Gemma 2, 62 for
+    // Gemma 3), which use (hidden / heads)^-½.
+    let query_pre_attn_scalar = match (family, num_layers) {
+        (Family::Gemma2, 46) | (Family::Gemma3, 62) => Some((hidden_size / num_heads) as f64),
+        _ => None,
+    };
+    let has_sliding = !layer_types.is_empty();
+    let arch_features = Arch {
+        query_pre_attn_scalar,
+        attn_softcap,
+        final_softcap,
+        sliding_window: if has_sliding { sliding_window } else { None },
+        layer_types,
+        // llama.cpp's base on Gemma 3's sliding layers (`rope_freq_base_train_swa`).
+        rope_local_theta: if family == Family::Gemma3 && has_sliding {
+            Some(opt_f64("rope.freq_base_swa")?.unwrap_or(10_000.0))
+        } else {
+            None
+        },
+        ..family.base_arch()
+    };
     let rope_theta = if g.get(&key("rope.freq_base")).is_some() { g.get_f64(&key("rope.freq_base"))? } else { LLAMA_DEFAULT_FREQ_BASE };
     let rope_scaling = match g.tensor_info(ROPE_FREQS) {
         None => RopeScaling::Default,
@@ -232,7 +297,12 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
         tie_word_embeddings: g.tensor_info("output.weight").is_none(),
         bos_token_id,
         eos_token_id,
+        arch: arch_features,
     };
+    if config.arch.add_bos && bos_token_id.is_none() {
+        return Err(GgufError::MissingKey { key: "tokenizer.ggml.bos_token_id".into() });
+    }
+    config.arch.check(num_layers).map_err(bad_config)?;
     check_config_bounds(&config).map_err(bad_config)?;
     Ok(config)
 }
@@ -305,31 +375,9 @@ pub fn check_config_bounds(c: &ModelConfig) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Expected HF shape of every tensor of a Llama model with this config.
-pub fn expected_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
-    let (d, f) = (c.hidden_size, c.intermediate_size);
-    let (q, kv) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
-    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![c.vocab_size, d]), ("model.norm.weight".to_string(), vec![d])];
-    if !c.tie_word_embeddings {
-        out.push(("lm_head.weight".into(), vec![c.vocab_size, d]));
-    }
-    for l in 0..c.num_layers {
-        let p = format!("model.layers.{l}");
-        out.push((format!("{p}.input_layernorm.weight"), vec![d]));
-        out.push((format!("{p}.post_attention_layernorm.weight"), vec![d]));
-        out.push((format!("{p}.self_attn.q_proj.weight"), vec![q, d]));
-        out.push((format!("{p}.self_attn.k_proj.weight"), vec![kv, d]));
-        out.push((format!("{p}.self_attn.v_proj.weight"), vec![kv, d]));
-        out.push((format!("{p}.self_attn.o_proj.weight"), vec![d, q]));
-        out.push((format!("{p}.mlp.gate_proj.weight"), vec![f, d]));
-        out.push((format!("{p}.mlp.up_proj.weight"), vec![f, d]));
-        out.push((format!("{p}.mlp.down_proj.weight"), vec![d, f]));
-    }
-    out
-}
-
-/// Load a Llama GGUF: config, every tensor dequantized to f32 under its HF
-/// name (q/k un-permuted), and the tokenizer material.
+/// Load a GGUF: config, every tensor dequantized to f32 under its HF name
+/// (llama q/k un-permuted, Gemma norms back to `w`, Phi-3 split), and the
+/// tokenizer material.
 pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
     let g = GgufFile::open(path)?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -340,47 +388,56 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
 pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
     let config = config_from_gguf(g)?;
     let arch = config.architecture.clone();
-    // Map names first: an unknown tensor is reported before any work.
+    // GGUF name → (HF name, HF shape) of every tensor this config needs.
+    let expected: std::collections::BTreeMap<String, (String, Vec<usize>)> = checkpoint_shapes(&config)
+        .into_iter()
+        .map(|(hf, shape)| (hf_to_gguf_name(&config.arch, &hf).expect("every checkpoint tensor has a GGUF name"), (hf, shape)))
+        .collect();
+    // Check the tensor table against the config before dequantizing anything:
+    // an unknown tensor is reported before any work.
     let weights = || g.tensors().iter().filter(|t| t.name != ROPE_FREQS);
     for t in weights() {
-        if gguf_to_hf_name(&t.name).is_none() {
-            return Err(GgufError::UnexpectedTensor {
-                name: t.name.clone(),
-                arch: arch.clone(),
-                why: "peftc's Llama has no such parameter".into(),
-            });
+        if !expected.contains_key(&t.name) {
+            let layer = t.name.strip_prefix("blk.").and_then(|r| r.split_once('.')).and_then(|(l, _)| l.parse::<usize>().ok());
+            let why = match layer {
+                Some(l) if l >= config.num_layers => format!("the config has {} layers", config.num_layers),
+                _ => format!("peftc's {} model has no such parameter", config.arch.family),
+            };
+            return Err(GgufError::UnexpectedTensor { name: t.name.clone(), arch, why });
         }
     }
-    // Check the tensor table against the config before dequantizing anything.
-    let expected = expected_shapes(&config);
-    for (name, shape) in &expected {
-        let gguf_name = hf_to_gguf_name(name).expect("expected_shapes yields llama names");
-        let info = g.tensor_info(&gguf_name).ok_or_else(|| GgufError::MissingTensor { name: gguf_name.clone() })?;
+    for (gguf_name, (_, shape)) in &expected {
+        let info = g.tensor_info(gguf_name).ok_or_else(|| GgufError::MissingTensor { name: gguf_name.clone() })?;
         if &info.shape() != shape {
             return Err(GgufError::BadTensor {
-                tensor: gguf_name,
+                tensor: gguf_name.clone(),
                 message: format!("shape {:?} (HF order), expected {shape:?} for this config", info.shape()),
             });
         }
     }
-    if weights().count() != expected.len() {
-        let known: std::collections::HashSet<String> = expected.iter().filter_map(|(n, _)| hf_to_gguf_name(n)).collect();
-        let extra = weights().find(|t| !known.contains(&t.name)).map(|t| t.name.clone()).unwrap_or_default();
-        return Err(GgufError::UnexpectedTensor { name: extra, arch, why: format!("the config has {} layers", config.num_layers) });
-    }
     let mut tensors = TensorStore::new();
-    for (name, data) in g.dequantize_all(threads)? {
+    let offset = config.arch.norm_offset();
+    for (name, mut data) in g.dequantize_all(threads)? {
         if name == ROPE_FREQS {
             continue; // already in the config
         }
-        let hf = gguf_to_hf_name(&name).expect("checked above");
+        let (hf, _) = expected[&name].clone();
+        // llama.cpp stores Gemma's norm gains as `w + 1`; HF's `w` is kept.
+        if offset != 0.0 && data.shape.len() == 1 && !hf.ends_with(".bias") {
+            data.data.iter_mut().for_each(|x| *x -= offset);
+        }
         tensors.insert(hf, data);
     }
-    for l in 0..config.num_layers {
-        for (proj, heads) in [("q_proj", config.num_heads), ("k_proj", config.num_kv_heads)] {
-            let name = format!("model.layers.{l}.self_attn.{proj}.weight");
-            let t = tensors.get_mut(&name).expect("shape-checked above");
-            t.data = unpermute_rows(&t.data, heads, config.hidden_size);
+    if config.arch.family == Family::Phi3 {
+        family::split_phi3(&config, &mut tensors).map_err(bad_config)?;
+    }
+    if config.architecture == "llama" {
+        for l in 0..config.num_layers {
+            for (proj, heads) in [("q_proj", config.num_heads), ("k_proj", config.num_kv_heads)] {
+                let name = format!("model.layers.{l}.self_attn.{proj}.weight");
+                let t = tensors.get_mut(&name).expect("shape-checked above");
+                t.data = unpermute_rows(&t.data, heads, config.hidden_size);
+            }
         }
     }
     let tokenizer = tokenizer_from_gguf(g)?;
@@ -393,7 +450,7 @@ pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
 pub fn gguf_writer_for(model: &LoadedModel, ty: GgmlType) -> GgufWriter {
     let c = &model.config;
     let mut w = GgufWriter::new();
-    let a = c.architecture.as_str();
+    let a = c.arch.family.gguf_arch();
     w.meta_str("general.architecture", a)
         .meta_str("general.name", "peftc fixture")
         .meta_u32(&format!("{a}.block_count"), c.num_layers as u32)
@@ -423,15 +480,35 @@ pub fn gguf_writer_for(model: &LoadedModel, ty: GgmlType) -> GgufWriter {
         w.meta_u32("tokenizer.ggml.bos_token_id", bos);
     }
     w.meta_u32("tokenizer.ggml.eos_token_id", c.eos_token_id);
+    if let Some(w_len) = c.arch.sliding_window {
+        w.meta_u32(&format!("{a}.attention.sliding_window"), w_len as u32);
+    }
+    if let Some(cap) = c.arch.attn_softcap {
+        w.meta_f32(&format!("{a}.attn_logit_softcapping"), cap as f32);
+    }
+    if let Some(cap) = c.arch.final_softcap {
+        w.meta_f32(&format!("{a}.final_logit_softcapping"), cap as f32);
+    }
     if let Some(factors) = c.rope_scaling.freq_factors(c.rope_theta, c.head_dim) {
         w.tensor(ROPE_FREQS, &[factors.len()], GgmlType::F32, &factors);
     }
-    for (name, t) in &model.tensors {
-        let Some(gname) = hf_to_gguf_name(name) else { continue };
-        let data = if name.ends_with("q_proj.weight") {
+    let fused;
+    let tensors = if c.arch.family == Family::Phi3 {
+        fused = family::fuse_phi3(c, &model.tensors).expect("a Phi-3 model has every projection");
+        &fused
+    } else {
+        &model.tensors
+    };
+    let permute = a == "llama";
+    let offset = c.arch.norm_offset();
+    for (name, t) in tensors {
+        let Some(gname) = hf_to_gguf_name(&c.arch, name) else { continue };
+        let data = if permute && name.ends_with("q_proj.weight") {
             permute_rows(&t.data, c.num_heads, c.hidden_size)
-        } else if name.ends_with("k_proj.weight") {
+        } else if permute && name.ends_with("k_proj.weight") {
             permute_rows(&t.data, c.num_kv_heads, c.hidden_size)
+        } else if offset != 0.0 && t.shape.len() == 1 && !name.ends_with(".bias") {
+            t.data.iter().map(|x| x + offset).collect()
         } else {
             t.data.clone()
         };

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use peftc::pretrained::gguf::llama::expected_shapes;
+use peftc::pretrained::family::expected_shapes;
 use peftc::pretrained::weights::{LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
 
 pub fn manifest_dir() -> PathBuf {
@@ -77,6 +77,7 @@ pub fn tiny_config(tied: bool) -> ModelConfig {
         tie_word_embeddings: tied,
         bos_token_id: Some(1),
         eos_token_id: 2,
+        arch: Default::default(),
     }
 }
 

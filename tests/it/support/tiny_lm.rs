@@ -133,5 +133,6 @@ pub fn tiny_llama() -> LlamaConfig {
         tie_word_embeddings: true,
         bos_token_id: Some(1),
         eos_token_id: 2,
+        arch: Default::default(),
     })
 }
