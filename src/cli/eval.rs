@@ -100,8 +100,7 @@ pub fn cmd_eval(args: &EvalArgs) -> Result<()> {
     if args.max_len > max_pos {
         bail!("--max-len {} exceeds the model's {} positions", args.max_len, max_pos);
     }
-    let eos = loaded.config.eos_token_id;
-    let encoded = gsm8k::encode_all(tokenizer.inner(), &examples, eos, args.max_len)?;
+    let encoded = gsm8k::encode_all(tokenizer.inner(), &examples, gsm8k::Framing::for_model(&loaded.config), args.max_len)?;
     eprintln!("model {} loaded in {load_secs:.1}s; {} examples from {}", args.model.display(), encoded.len(), path.display());
     let report = dispatch(kind, EvalTask { loaded: &loaded, examples: &encoded, args })??;
     let total = report.total();

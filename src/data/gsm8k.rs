@@ -3,8 +3,10 @@
 //! and the completion boundary.
 //!
 //! Format: `"Question: {question}\nAnswer: {answer}"` encoded without special
-//! tokens, then the eos id appended. The prompt is `"Question: {question}\nAnswer:"`;
-//! the completion is every token after it (the answer and the eos).
+//! tokens, then the eos id appended; families that start every sequence
+//! with BOS (Gemma) get it prepended ([`Framing`]). The prompt is
+//! `"Question: {question}\nAnswer:"` (after the BOS, if any); the completion
+//! is every token after it (the answer and the eos).
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,27 @@ use tokenizers::Tokenizer;
 use super::data_error::DataError;
 use super::example::Example;
 use crate::lang::ir::Subset;
+use crate::pretrained::weights::ModelConfig;
+
+/// The special ids around every example: the BOS first where the model's
+/// family starts every sequence with one, the EOS last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
+    pub bos: Option<u32>,
+    pub eos: u32,
+}
+
+impl Framing {
+    /// No BOS, `eos` last (Llama, Qwen2, …).
+    pub fn eos_only(eos: u32) -> Self {
+        Framing { bos: None, eos }
+    }
+
+    /// The framing a model's family uses.
+    pub fn for_model(c: &ModelConfig) -> Self {
+        Framing { bos: if c.arch.add_bos { c.bos_token_id } else { None }, eos: c.eos_token_id }
+    }
+}
 
 /// One GSM8K problem.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -84,13 +107,14 @@ fn encode_text(tok: &Tokenizer, text: &str) -> Result<Vec<u32>, DataError> {
 
 /// Tokenizes an example in the reference format and truncates it to
 /// `max_len` tokens (keeping the start; the eos is lost if truncated).
-pub fn encode_example(tok: &Tokenizer, ex: &Gsm8kExample, eos_id: u32, max_len: usize) -> Result<Example, DataError> {
+pub fn encode_example(tok: &Tokenizer, ex: &Gsm8kExample, framing: Framing, max_len: usize) -> Result<Example, DataError> {
     if max_len < 2 {
         return Err(DataError::BadParameter { message: format!("max_len must be at least 2 tokens, got {max_len}") });
     }
-    let mut ids = encode_text(tok, &ex.full_text())?;
-    ids.push(eos_id);
-    let prompt = encode_text(tok, &ex.prompt_text())?;
+    let bos: Vec<u32> = framing.bos.into_iter().collect();
+    let mut ids = [bos.clone(), encode_text(tok, &ex.full_text())?].concat();
+    ids.push(framing.eos);
+    let prompt = [bos, encode_text(tok, &ex.prompt_text())?].concat();
     // The prompt ends at a word boundary (" " starts the answer), so its tokens are
     // a prefix of the full encoding; take the common prefix to be safe.
     let prompt_len = prompt.iter().zip(&ids).take_while(|(a, b)| a == b).count();
@@ -100,8 +124,8 @@ pub fn encode_example(tok: &Tokenizer, ex: &Gsm8kExample, eos_id: u32, max_len: 
 }
 
 /// Encodes many examples.
-pub fn encode_all(tok: &Tokenizer, examples: &[Gsm8kExample], eos_id: u32, max_len: usize) -> Result<Vec<Example>, DataError> {
-    examples.iter().map(|e| encode_example(tok, e, eos_id, max_len)).collect()
+pub fn encode_all(tok: &Tokenizer, examples: &[Gsm8kExample], framing: Framing, max_len: usize) -> Result<Vec<Example>, DataError> {
+    examples.iter().map(|e| encode_example(tok, e, framing, max_len)).collect()
 }
 
 /// A split of a GSM8K directory (see [`resolve_split`] for what `data` may
@@ -111,7 +135,7 @@ pub fn load_split(
     split: &str,
     subset: Subset,
     tok: &Tokenizer,
-    eos_id: u32,
+    framing: Framing,
     max_len: usize,
 ) -> Result<Vec<Example>, DataError> {
     let path = resolve_split(&data.to_string_lossy(), split)?;
@@ -119,5 +143,5 @@ pub fn load_split(
     if let Subset::First(n) = subset {
         all.truncate(n);
     }
-    encode_all(tok, &all, eos_id, max_len)
+    encode_all(tok, &all, framing, max_len)
 }

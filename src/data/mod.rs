@@ -16,4 +16,4 @@ pub use crate::lang::ir::LossOn;
 pub use batch::Batch;
 pub use data_error::DataError;
 pub use example::Example;
-pub use gsm8k::{Gsm8kExample, encode_example, load_split, read_jsonl, resolve_split};
+pub use gsm8k::{Framing, Gsm8kExample, encode_example, load_split, read_jsonl, resolve_split};

@@ -205,9 +205,9 @@ impl ExperimentData {
         eprintln!("experiment {}: loading {}", e.name, model_path.display());
         let loaded = crate::pretrained::source::load_model(&model_path)?;
         let tok = Tokenizer::for_model(&loaded)?;
-        let eos = loaded.config.eos_token_id;
+        let framing = gsm8k::Framing::for_model(&loaded.config);
         let split = |name: &str, subset| {
-            gsm8k::load_split(&e.data.dir, name, subset, tok.inner(), eos, e.data.max_len)
+            gsm8k::load_split(&e.data.dir, name, subset, tok.inner(), framing, e.data.max_len)
                 .with_context(|| format!("loading the {name} split"))
         };
         let (train, test) = (split("train", e.data.train)?, split("test", e.data.test)?);

@@ -6,7 +6,7 @@ use burn::backend::NdArray;
 use burn::prelude::*;
 use burn::tensor::TensorData as BurnData;
 use peftc::data::gsm8k::resolve_split;
-use peftc::data::{Batch, DataError, Example, Gsm8kExample, encode_example, read_jsonl};
+use peftc::data::{Batch, DataError, Example, Framing, Gsm8kExample, encode_example, read_jsonl};
 use peftc::train::fit::shuffled;
 
 use crate::support::loss::{token_losses, token_nll};
@@ -83,7 +83,7 @@ fn reference_examples_encode_to_the_reference_token_ids() {
     for ex in r["examples"].as_array().unwrap() {
         let i = ex["test_index"].as_u64().unwrap() as usize;
         let want: Vec<u32> = ex["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-        let enc = encode_example(&tok, &test[i], 2, 512).unwrap();
+        let enc = encode_example(&tok, &test[i], Framing::eos_only(2), 512).unwrap();
         assert_eq!(enc.tokens, want, "example {i}");
         assert_eq!(enc.prompt_len as u64, ex["prompt_tokens"].as_u64().unwrap(), "example {i}");
         assert_eq!(*enc.tokens.last().unwrap(), 2, "eos appended");
@@ -94,17 +94,34 @@ fn reference_examples_encode_to_the_reference_token_ids() {
 fn truncation_keeps_the_first_max_len_tokens() {
     let tok = reference_tokenizer();
     let ex = Gsm8kExample { question: "What is 12 + 30?".into(), answer: "12 + 30 = <<12+30=42>>42\n#### 42".into() };
-    let full = encode_example(&tok, &ex, 2, 512).unwrap();
+    let full = encode_example(&tok, &ex, Framing::eos_only(2), 512).unwrap();
     let p = full.prompt_len;
     assert!(p > 6 && full.tokens.len() > p + 6, "{full:?}");
-    let cut = encode_example(&tok, &ex, 2, p + 3).unwrap();
+    let cut = encode_example(&tok, &ex, Framing::eos_only(2), p + 3).unwrap();
     assert_eq!(cut.tokens, full.tokens[..p + 3].to_vec());
     assert_eq!((cut.prompt_len, cut.num_completion()), (p, 3));
-    let tiny = encode_example(&tok, &ex, 2, p - 2).unwrap();
+    let tiny = encode_example(&tok, &ex, Framing::eos_only(2), p - 2).unwrap();
     assert_eq!(tiny.tokens, full.tokens[..p - 2].to_vec());
     assert_eq!(tiny.prompt_len, p - 2, "a prompt longer than max_len is cut to max_len");
     assert_eq!(tiny.num_completion(), 0);
-    assert!(matches!(encode_example(&tok, &ex, 2, 1).unwrap_err(), DataError::BadParameter { .. }));
+    assert!(matches!(encode_example(&tok, &ex, Framing::eos_only(2), 1).unwrap_err(), DataError::BadParameter { .. }));
+}
+
+#[test]
+fn families_with_bos_get_it_first_and_inside_the_prompt() {
+    let tok = reference_tokenizer();
+    let ex = Gsm8kExample { question: "What is 12 + 30?".into(), answer: "12 + 30 = <<12+30=42>>42\n#### 42".into() };
+    let plain = encode_example(&tok, &ex, Framing::eos_only(2), 512).unwrap();
+    let framed = encode_example(&tok, &ex, Framing { bos: Some(1), eos: 2 }, 512).unwrap();
+    assert_eq!(framed.tokens, [vec![1], plain.tokens.clone()].concat());
+    assert_eq!(framed.prompt_len, plain.prompt_len + 1);
+    assert_eq!(framed.num_completion(), plain.num_completion());
+    // A family's framing comes from its config: Gemma adds BOS, Llama does not.
+    let mut config = crate::support::io::tiny_config(true);
+    assert_eq!(Framing::for_model(&config), Framing::eos_only(2));
+    config.arch = peftc::pretrained::family::Family::Gemma.base_arch();
+    config.bos_token_id = Some(1);
+    assert_eq!(Framing::for_model(&config), Framing { bos: Some(1), eos: 2 });
 }
 
 #[test]

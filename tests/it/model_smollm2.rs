@@ -46,7 +46,7 @@ fn ids_of(v: &Value) -> Vec<u32> {
 fn test_examples(tok: &Tokenizer, eos: u32, n: usize) -> Vec<Example> {
     let mut ex = read_jsonl(&resolve_split("gsm8k", "test").unwrap()).unwrap();
     ex.truncate(n);
-    encode_all(tok.inner(), &ex, eos, 512).unwrap()
+    encode_all(tok.inner(), &ex, peftc::data::Framing::eos_only(eos), 512).unwrap()
 }
 
 #[test]
