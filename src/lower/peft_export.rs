@@ -16,6 +16,15 @@
 //!   (least squares on `λⱼW'ⱼ = Wⱼ + μⱼ(AB)ⱼ`); refused unless the fit holds
 //!   to 1e-4.
 //!
+//! Phi-3 keeps q‖k‖v and gate‖up fused (`qkv_proj`, `gate_up_proj`), which
+//! peftc splits at load. Separate rank-r adapters on the parts are one
+//! rank-(n·r) adapter on the fused module: `A' = [A_q; A_k; A_v]` and a
+//! block-diagonal `B'` whose blocks carry each part's scale (so PEFT's own
+//! scale is 1: `lora_alpha = r' = n·r`, in `rank_pattern`), a targeted
+//! part's rows of `B'` zero when it has no adapter; DoRA's magnitudes are
+//! per output row, so they concatenate (a part without adapter keeps its
+//! rows' norms).
+//!
 //! The file layout is [`crate::pretrained::peft_adapter`]'s.
 
 use anyhow::{Result, anyhow, bail};
@@ -23,6 +32,7 @@ use burn::prelude::*;
 
 use super::merge::TrainedRun;
 use super::{Output, Program, Site, TensorDecl, Tying};
+use crate::pretrained::family::{Family, phi3_fused};
 use crate::pretrained::peft_adapter::PeftAdapter;
 use crate::runs::tensor_file::F32Tensor;
 
@@ -160,5 +170,72 @@ pub fn to_peft<B: Backend>(r: &TrainedRun<B>) -> Result<PeftAdapter> {
         out.tensors.insert(key("lora_B.weight"), F32Tensor { shape: rb.dims().to_vec(), data: to_vec(rb) });
         out.modules.insert(s.target.hf_module().rsplit('.').next().unwrap_or("").to_string());
     }
+    if r.model.config().arch.family == Family::Phi3 {
+        fuse_for_phi3(r, &mut out)?;
+    }
     Ok(out)
+}
+
+/// Rewrite per-projection adapters as adapters of Phi-3's fused modules.
+fn fuse_for_phi3<B: Backend>(r: &TrainedRun<B>, out: &mut PeftAdapter) -> Result<()> {
+    let c = r.model.config();
+    let rank = out.rank;
+    let take = |out: &mut PeftAdapter, key: &str| out.tensors.remove(key);
+    for l in 0..c.num_layers {
+        for (fused, parts) in phi3_fused(c) {
+            let parts: Vec<(&str, usize)> = parts.into_iter().filter(|p| p.1 > 0).collect();
+            let module = |p: &str| format!("model.layers.{l}.{p}");
+            let key = |p: &str, k: &str| format!("base_model.model.{}.{k}", module(p));
+            let present: Vec<usize> = (0..parts.len()).filter(|&i| out.tensors.contains_key(&key(parts[i].0, "lora_A.weight"))).collect();
+            if present.is_empty() {
+                continue;
+            }
+            let rows: usize = parts.iter().map(|p| p.1).sum();
+            let fused_rank = present.len() * rank;
+            let mut a = Vec::new();
+            let mut b = vec![0f32; rows * fused_rank];
+            let mut magnitude = Vec::new();
+            let mut offset = 0;
+            let mut col = 0;
+            for (i, &(part, n)) in parts.iter().enumerate() {
+                let alpha = out.alphas.remove(&module(part));
+                if present.contains(&i) {
+                    let pa = take(out, &key(part, "lora_A.weight")).ok_or_else(|| anyhow!("missing lora_A of {part}"))?;
+                    let pb = take(out, &key(part, "lora_B.weight")).ok_or_else(|| anyhow!("missing lora_B of {part}"))?;
+                    let scale = alpha.unwrap_or(rank as f64) as f32 / rank as f32;
+                    a.extend_from_slice(&pa.data);
+                    // pb: [n, rank] → rows offset.., columns col..col+rank.
+                    for row in 0..n {
+                        for k in 0..rank {
+                            b[(offset + row) * fused_rank + col + k] = pb.data[row * rank + k] * scale;
+                        }
+                    }
+                    col += rank;
+                    if let Some(m) = take(out, &key(part, "lora_magnitude_vector")) {
+                        magnitude.extend(m.data);
+                    }
+                } else if out.dora {
+                    // No adapter on this part: its rows keep their own norms.
+                    let target = crate::lang::target::Target::ALL
+                        .into_iter()
+                        .find(|t| t.hf_module() == part)
+                        .ok_or_else(|| anyhow!("unknown projection {part}"))?;
+                    let w = r.model.base_weight(l, target);
+                    magnitude.extend(col_dot(&w, &w).into_iter().map(|v| v.sqrt() as f32));
+                }
+                out.modules.remove(part.rsplit('.').next().unwrap_or(""));
+                offset += n;
+            }
+            let inputs = a.len() / fused_rank;
+            out.tensors.insert(key(fused, "lora_A.weight"), F32Tensor { shape: vec![fused_rank, inputs], data: a });
+            out.tensors.insert(key(fused, "lora_B.weight"), F32Tensor { shape: vec![rows, fused_rank], data: b });
+            if out.dora {
+                out.tensors.insert(key(fused, "lora_magnitude_vector"), F32Tensor { shape: vec![rows], data: magnitude });
+            }
+            out.alphas.insert(module(fused), fused_rank as f64);
+            out.ranks.insert(module(fused), fused_rank);
+            out.modules.insert(fused.rsplit('.').next().unwrap_or("").to_string());
+        }
+    }
+    Ok(())
 }

@@ -20,6 +20,9 @@ pub struct PeftAdapter {
     pub rank: usize,
     /// `lora_alpha` per adapted module (`model.layers.3.self_attn.q_proj`).
     pub alphas: BTreeMap<String, f64>,
+    /// Ranks of modules whose rank differs from `rank` (Phi-3's fused
+    /// projections), by module: PEFT's `rank_pattern`.
+    pub ranks: BTreeMap<String, usize>,
     /// Short module names (`q_proj`, …): PEFT's `target_modules`.
     pub modules: BTreeSet<String>,
     /// Tensors under PEFT's names.
@@ -43,6 +46,8 @@ impl PeftAdapter {
         } else {
             self.alphas.iter().map(|(k, v)| (format!("^{}$", k.replace('.', "\\.")), serde_json::json!(v))).collect()
         };
+        let rank_pattern: serde_json::Map<String, serde_json::Value> =
+            self.ranks.iter().map(|(k, v)| (format!("^{}$", k.replace('.', "\\.")), serde_json::json!(v))).collect();
         serde_json::json!({
             "peft_type": "LORA",
             "task_type": "CAUSAL_LM",
@@ -50,7 +55,7 @@ impl PeftAdapter {
             "r": self.rank,
             "lora_alpha": first,
             "alpha_pattern": alpha_pattern,
-            "rank_pattern": {},
+            "rank_pattern": rank_pattern,
             "target_modules": self.modules.iter().collect::<Vec<_>>(),
             "lora_dropout": 0.0,
             "bias": "none",

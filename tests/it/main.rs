@@ -12,6 +12,7 @@
 
 mod support;
 
+mod cli_families;
 mod cli_run;
 mod cli_sweep;
 mod data_gsm8k;
