@@ -32,6 +32,7 @@ mod lang_snapshots;
 mod layout;
 mod lower_specs;
 mod model_families;
+mod model_gemma3;
 mod model_smollm2;
 mod model_speed;
 mod model_tiny;
