@@ -103,3 +103,37 @@ fn families_resolve_their_features_from_the_config() {
     assert_eq!((mistral.arch.sliding_window, mistral.arch.layer_types), (Some(8), vec![LayerKind::Sliding; 2]));
     assert_eq!(config("phi3").arch.family, Family::Phi3);
 }
+
+/// peftc's writers keep every family: an HF directory saved from the GGUF
+/// (`to-hf`) and a GGUF written from the HF directory load back to the same
+/// configuration and logits.
+#[test]
+fn every_family_round_trips_through_peftcs_writers() {
+    use peftc::pretrained::gguf::GgmlType;
+    use peftc::pretrained::gguf::llama::gguf_writer_for;
+    for name in FAMILIES {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ids, _, _) = reference(&fixtures().join(format!("tiny-{name}.logits.safetensors")));
+        for source in [fixtures().join(format!("tiny-{name}")), fixtures().join(format!("tiny-{name}.gguf"))] {
+            let model = load_model(&source).unwrap();
+            let want = peftc_logits(&model, &ids);
+            // llama3's GGUF stores raw RoPE divisors, which config.json cannot name.
+            if !(name == "llama3" && source.extension().is_some_and(|e| e == "gguf")) {
+                let hf = tmp.path().join("hf");
+                peftc::pretrained::hf_dir::save_hf_dir(&model, &hf).unwrap();
+                let back = load_model(&hf).unwrap();
+                assert_eq!(back.config.arch, model.config.arch, "{name} via HF from {}", source.display());
+                assert!(max_abs_diff(&peftc_logits(&back, &ids), &want) == 0.0, "{name} via HF from {}", source.display());
+            }
+            let gguf = tmp.path().join("m.gguf");
+            gguf_writer_for(&model, GgmlType::F32).write(&gguf).unwrap();
+            let back = load_model(&gguf).unwrap();
+            // What GGUF metadata cannot carry (see the fixtures' README) is
+            // what llama.cpp assumes; everything else comes back.
+            if name != "gemma2" && name != "gemma3" && name != "mistral" {
+                assert_eq!(back.config.arch, model.config.arch, "{name} via GGUF from {}", source.display());
+                assert!(max_abs_diff(&peftc_logits(&back, &ids), &want) < 1e-5, "{name} via GGUF from {}", source.display());
+            }
+        }
+    }
+}

@@ -215,6 +215,7 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     // Gemma 3), which use (hidden / heads)^-½.
     let query_pre_attn_scalar = match (family, num_layers) {
         (Family::Gemma2, 46) | (Family::Gemma3, 62) => Some((hidden_size / num_heads) as f64),
+        (Family::Gemma2 | Family::Gemma3, _) => Some(head_dim as f64),
         _ => None,
     };
     let has_sliding = !layer_types.is_empty();
@@ -480,7 +481,8 @@ pub fn gguf_writer_for(model: &LoadedModel, ty: GgmlType) -> GgufWriter {
         w.meta_u32("tokenizer.ggml.bos_token_id", bos);
     }
     w.meta_u32("tokenizer.ggml.eos_token_id", c.eos_token_id);
-    if let Some(w_len) = c.arch.sliding_window {
+    // As llama.cpp's converter: the `llama` architecture (Mistral) has no window key.
+    if let Some(w_len) = c.arch.sliding_window.filter(|_| a != "llama") {
         w.meta_u32(&format!("{a}.attention.sliding_window"), w_len as u32);
     }
     if let Some(cap) = c.arch.attn_softcap {
