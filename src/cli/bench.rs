@@ -404,6 +404,7 @@ fn load_or_random(path: &std::path::Path) -> Result<crate::pretrained::weights::
         bos_token_id: None,
         eos_token_id: 0,
         arch: Default::default(),
+        dtype: Default::default(),
     };
     Ok(crate::model::LlamaConfig::new(c).random_loaded())
 }

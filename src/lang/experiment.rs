@@ -253,7 +253,7 @@ fn default_train() -> TrainSpec {
         epochs: 1,
         batch: 8,
         seed: 0,
-        precision: Precision::F32,
+        precision: Precision::Checkpoint,
         merge: MergePolicy::Optional,
         micro_tokens: None,
         seeds: Vec::new(),
@@ -445,8 +445,12 @@ fn apply_train(t: &mut TrainSpec, kv: &KeyValue, allow_run_only: bool, d: &mut V
                 t.precision = Precision::Bf16;
                 true
             }
+            Some("checkpoint") => {
+                t.precision = Precision::Checkpoint;
+                true
+            }
             _ => {
-                push_error(d, ErrorKind::BadValue("precision is f32 or bf16".into()), v.span, "here");
+                push_error(d, ErrorKind::BadValue("precision is f32, bf16 or checkpoint".into()), v.span, "here");
                 false
             }
         },

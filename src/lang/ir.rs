@@ -212,6 +212,9 @@ pub struct Schedule {
 pub enum Precision {
     F32,
     Bf16,
+    /// The checkpoint's own dtype where the backend computes it (a bf16
+    /// checkpoint trains with a bf16 base on `cuda` and `tch`), else f32.
+    Checkpoint,
 }
 
 /// Whether the experiment needs every run to be mergeable into the base weights.

@@ -16,7 +16,7 @@ use crate::pretrained::family::{Activation, Arch, Family, LayerKind, expected_sh
 use crate::pretrained::gguf::llama::{MAX_LAYERS, check_config_bounds};
 use crate::pretrained::rope_scaling::RopeScaling;
 use crate::pretrained::tokenizer::Tokenizer;
-use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
+use crate::pretrained::weights::{CheckpointDtype, LoadedModel, ModelConfig, TensorData, TensorStore, TokenizerSource};
 use crate::runs::atomic::write_atomic;
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -417,6 +417,11 @@ pub fn config_from_json(v: &Value) -> Result<ModelConfig> {
         bos_token_id: token_id("bos_token_id")?,
         eos_token_id,
         arch,
+        dtype: match field(obj, "dtype").or_else(|| field(obj, "torch_dtype")).and_then(Value::as_str) {
+            Some("bfloat16") => CheckpointDtype::Bf16,
+            Some("float16") => CheckpointDtype::F16,
+            _ => CheckpointDtype::F32,
+        },
     };
     if config.arch.add_bos {
         ensure!(config.bos_token_id.is_some(), "config.json: `{family}` starts every sequence with BOS, but `bos_token_id` is missing");

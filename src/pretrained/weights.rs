@@ -45,6 +45,20 @@ pub struct ModelConfig {
     /// configs recorded before families existed: those were Llama).
     #[serde(default)]
     pub arch: Arch,
+    /// The dtype the checkpoint stores its weights in (a GGUF's dequantized
+    /// weights count as f32, the dtype llama.cpp computes them in).
+    #[serde(default)]
+    pub dtype: CheckpointDtype,
+}
+
+/// A checkpoint's weight dtype, as its config names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointDtype {
+    #[default]
+    F32,
+    F16,
+    Bf16,
 }
 
 impl ModelConfig {

@@ -87,6 +87,20 @@ pub fn computes_bf16(backend: &str) -> bool {
     matches!(backend, "cuda" | "tch" | "libtorch")
 }
 
+/// Whether a run with `precision` on `backend` keeps its base model in bf16:
+/// `bf16` where the backend computes it, `checkpoint` (the default) where
+/// the checkpoint itself is bf16 and the backend computes it, `f32` never.
+pub fn bf16_for(precision: crate::lang::ir::Precision, backend: &str, checkpoint: crate::pretrained::weights::CheckpointDtype) -> bool {
+    use crate::lang::ir::Precision;
+    use crate::pretrained::weights::CheckpointDtype;
+    let can = computes_bf16(backend);
+    match precision {
+        Precision::F32 => false,
+        Precision::Bf16 => can,
+        Precision::Checkpoint => can && checkpoint == CheckpointDtype::Bf16,
+    }
+}
+
 /// Micro-batches a training step computes on parallel threads: one per core
 /// (at most 8) on the CPU — the ndarray backend, or tch with
 /// `PEFTC_TCH_DEVICE=cpu` — and one on GPUs. Each CPU worker's kernels then
@@ -163,6 +177,29 @@ mod tests {
         if !cfg!(feature = "cuda") {
             let e = BackendKind::Cuda.available().unwrap_err().to_string();
             assert!(e.contains("--features cuda") && e.contains("CUDARC_CUDA_VERSION=13000"), "{e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod precision_tests {
+    use super::bf16_for;
+    use crate::lang::ir::Precision;
+    use crate::pretrained::weights::CheckpointDtype;
+
+    #[test]
+    fn the_default_keeps_a_bf16_checkpoint_in_bf16_only_on_gpu_backends() {
+        for (precision, backend, dtype, want) in [
+            (Precision::Checkpoint, "cuda", CheckpointDtype::Bf16, true),
+            (Precision::Checkpoint, "tch", CheckpointDtype::Bf16, true),
+            (Precision::Checkpoint, "ndarray", CheckpointDtype::Bf16, false),
+            (Precision::Checkpoint, "cuda", CheckpointDtype::F32, false),
+            (Precision::Checkpoint, "cuda", CheckpointDtype::F16, false),
+            (Precision::Bf16, "cuda", CheckpointDtype::F32, true),
+            (Precision::Bf16, "ndarray", CheckpointDtype::Bf16, false),
+            (Precision::F32, "cuda", CheckpointDtype::Bf16, false),
+        ] {
+            assert_eq!(bf16_for(precision, backend, dtype), want, "{precision:?} on {backend} with a {dtype:?} checkpoint");
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::lower::{Adapter, from_lang};
 use crate::model::Llama;
 use crate::model::hook::NoAdapter;
 use crate::pretrained::tokenizer::Tokenizer;
+use crate::pretrained::weights::CheckpointDtype;
 use crate::pretrained::weights::LoadedModel;
 use crate::runs::RunDir;
 use crate::runs::lease::{Acquired, Lease, LeaseTimes};
@@ -294,13 +295,14 @@ pub fn model_path(e: &ir::Experiment) -> Result<PathBuf> {
 
 /// Does this run compute in bf16? Only where the backend does (see
 /// [`crate::model::precision`]); elsewhere a bf16 spec warns and runs f32.
-fn computes_bf16(run: &ir::Run, backend: &str) -> bool {
-    let wants = run.train.precision == ir::Precision::Bf16;
-    let can = super::backend::computes_bf16(backend);
-    if wants && !can {
+/// `precision: checkpoint` (the default) keeps a bf16 checkpoint's base
+/// in bf16 where the backend computes it, and is f32 otherwise.
+fn computes_bf16(run: &ir::Run, backend: &str, checkpoint: CheckpointDtype) -> bool {
+    let bf16 = super::backend::bf16_for(run.train.precision, backend, checkpoint);
+    if run.train.precision == ir::Precision::Bf16 && !bf16 {
         eprintln!("warning: run {}: precision bf16 needs a GPU backend (cuda or tch); computing in f32 (recorded as f32)", run.name);
     }
-    wants && can
+    bf16
 }
 
 /// What the report needs of the experiment beside its runs' metrics.
@@ -416,7 +418,7 @@ pub fn train_one<B: AutodiffBackend>(
 ) -> Result<(RunMetrics, FitEnd)> {
     let e = ctx.experiment;
     let inst = &run.instance;
-    let bf16 = computes_bf16(run, &ctx.compute.backend);
+    let bf16 = computes_bf16(run, &ctx.compute.backend, ctx.model.config().dtype);
     let precision = if bf16 { "bf16" } else { "f32" };
     let cfg = train_config(run, &e.data, ctx.train.len());
     let (run_id, spec_hash) = run_id_of(run, e, &cfg, &ctx.hashes, &ctx.compute.backend, precision)?;

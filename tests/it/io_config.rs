@@ -16,7 +16,7 @@ use peftc::pretrained::gguf::llama::{ROPE_FREQS, gguf_writer_for};
 use peftc::pretrained::hf_dir::{LLAMA_DEFAULT_ROPE_THETA, config_from_json, config_to_json, save_hf_dir};
 use peftc::pretrained::rope_scaling::RopeScaling;
 use peftc::pretrained::source::{load_config, load_model};
-use peftc::pretrained::weights::{LoadedModel, ModelConfig};
+use peftc::pretrained::weights::{CheckpointDtype, LoadedModel, ModelConfig};
 use serde_json::{Value, json};
 
 type B = NdArray<f32>;
@@ -379,6 +379,12 @@ fn unimplemented_settings_are_refused_by_name() {
     ] {
         ok[key] = value;
     }
+    // `dtype` names the checkpoint's weights (kept for `precision: checkpoint`).
+    assert_eq!(config_from_json(&ok).unwrap(), ModelConfig { dtype: CheckpointDtype::Bf16, ..tiny_config(true) });
+    ok["dtype"] = Value::Null;
+    ok["torch_dtype"] = json!("float16");
+    assert_eq!(config_from_json(&ok).unwrap().dtype, CheckpointDtype::F16);
+    ok["torch_dtype"] = json!("float32");
     assert_eq!(config_from_json(&ok).unwrap(), tiny_config(true));
     // No `model_type` is not silently taken for a Llama.
     let mut missing = base();

@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 
 use burn::backend::NdArray;
-use burn::prelude::*;
 use peftc::data::gsm8k::{Framing, encode_all, resolve_split};
 use peftc::data::{Batch, Example, read_jsonl};
 use peftc::model::Llama;

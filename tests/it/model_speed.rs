@@ -32,6 +32,7 @@ fn smollm2_config() -> LlamaConfig {
         bos_token_id: Some(1),
         eos_token_id: 2,
         arch: Default::default(),
+        dtype: Default::default(),
     });
     c.init_std = 0.02;
     c

@@ -299,6 +299,7 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
         bos_token_id,
         eos_token_id,
         arch: arch_features,
+        dtype: Default::default(),
     };
     if config.arch.add_bos && bos_token_id.is_none() {
         return Err(GgufError::MissingKey { key: "tokenizer.ggml.bos_token_id".into() });

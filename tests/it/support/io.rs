@@ -78,6 +78,7 @@ pub fn tiny_config(tied: bool) -> ModelConfig {
         bos_token_id: Some(1),
         eos_token_id: 2,
         arch: Default::default(),
+        dtype: Default::default(),
     }
 }
 

@@ -134,5 +134,6 @@ pub fn tiny_llama() -> LlamaConfig {
         bos_token_id: Some(1),
         eos_token_id: 2,
         arch: Default::default(),
+        dtype: Default::default(),
     })
 }
