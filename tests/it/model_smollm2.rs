@@ -9,11 +9,10 @@ use std::path::PathBuf;
 use burn::backend::NdArray;
 use burn::prelude::*;
 use peftc::data::gsm8k::{encode_all, resolve_split};
-use peftc::data::{Batch, Example, read_jsonl};
-use peftc::model::causal_lm::CausalLm;
+use peftc::data::{Example, read_jsonl};
 use peftc::train::evaluate::{EvalPlan, evaluate};
 
-use crate::support::loss::token_nll;
+use crate::support::reference::{ReferenceExample, check_reference};
 use peftc::model::Llama;
 use peftc::model::hook::NoAdapter;
 use peftc::pretrained::tokenizer::Tokenizer;
@@ -67,43 +66,30 @@ fn gguf_tokenizer_reproduces_reference_token_ids() {
 #[test]
 fn reference_logits_and_losses_match_transformers() {
     let loaded = load();
-    let dev = Default::default();
-    let model: Llama<B> = Llama::from_loaded(&loaded, &dev).unwrap();
-    let r = reference();
-    let refs = r["examples"].as_array().unwrap();
-    let examples: Vec<Example> = refs
+    let model: Llama<B> = Llama::from_loaded(&loaded, &Default::default()).unwrap();
+    let refs: Vec<ReferenceExample> = reference()["examples"]
+        .as_array()
+        .unwrap()
         .iter()
-        .map(|e| Example { tokens: ids_of(&e["token_ids"]), prompt_len: e["prompt_tokens"].as_u64().unwrap() as usize })
+        .map(|e| ReferenceExample {
+            example: Example { tokens: ids_of(&e["token_ids"]), prompt_len: e["prompt_tokens"].as_u64().unwrap() as usize },
+            top5: e["positions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let ids = ids_of(&p["top5_ids"]).into_iter().map(|x| x as usize);
+                    (
+                        p["position"].as_u64().unwrap() as usize,
+                        ids.zip(p["top5_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect(),
+                    )
+                })
+                .collect(),
+            bits_all: e["loss_bits_all"].as_f64().unwrap(),
+            bits_completion: e["loss_bits_completion"].as_f64().unwrap(),
+        })
         .collect();
-    let batch = Batch::<B>::new(&examples.iter().collect::<Vec<_>>(), 512, &dev);
-    let logits = CausalLm::logits(&model, batch.inputs.clone(), &NoAdapter);
-    let [_, seq, vocab] = logits.dims();
-    let nll = token_nll(logits.clone(), batch.targets.clone());
-    let flat = logits.into_data().into_vec::<f32>().unwrap();
-    for (b, e) in refs.iter().enumerate() {
-        for p in e["positions"].as_array().unwrap() {
-            let pos = p["position"].as_u64().unwrap() as usize;
-            let row = &flat[(b * seq + pos) * vocab..(b * seq + pos + 1) * vocab];
-            let mut order: Vec<usize> = (0..vocab).collect();
-            order.sort_by(|&x, &y| row[y].total_cmp(&row[x]));
-            let want_ids: Vec<usize> = ids_of(&p["top5_ids"]).into_iter().map(|x| x as usize).collect();
-            let want: Vec<f64> = p["top5_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-            assert_eq!(&order[..5], &want_ids[..], "top-5 ids, example {b} position {pos}");
-            for (id, w) in want_ids.iter().zip(&want) {
-                let got = row[*id] as f64;
-                assert!((got - w).abs() < 1e-2, "logit of {id} at example {b} position {pos}: {got} vs {w}");
-            }
-        }
-        let ln2 = std::f64::consts::LN_2;
-        let mall = batch.mask_all.clone().slice([b..b + 1, 0..seq]);
-        let mcomp = batch.mask_completion.clone().slice([b..b + 1, 0..seq]);
-        let row = nll.clone().slice([b..b + 1, 0..seq]);
-        let all = row.clone().mul(mall).sum().into_scalar() as f64 / examples[b].num_predicted() as f64 / ln2;
-        let comp = row.mul(mcomp).sum().into_scalar() as f64 / examples[b].num_completion() as f64 / ln2;
-        let (want_all, want_comp) = (e["loss_bits_all"].as_f64().unwrap(), e["loss_bits_completion"].as_f64().unwrap());
-        assert!((all - want_all).abs() < 1e-3, "example {b} all-token loss {all} vs {want_all}");
-        assert!((comp - want_comp).abs() < 1e-3, "example {b} completion loss {comp} vs {want_comp}");
-    }
+    check_reference(&model, &refs, 1e-2, 1e-3);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 pub mod io;
 pub mod loss;
 pub mod lower;
+pub mod reference;
 pub mod sweep;
 pub mod tiny_lm;
 
