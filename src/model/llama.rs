@@ -1,5 +1,9 @@
-//! The Llama-family decoder: token embedding, `num_layers` pre-norm blocks,
-//! final RMSNorm, output head (tied to the embedding or separate).
+//! The decoder: token embedding (scaled for Gemma), `num_layers` pre-norm
+//! blocks (sandwich-normed for Gemma 2/3; full or sliding-window attention
+//! per layer, each with its RoPE tables), final RMSNorm, output head (tied to
+//! the embedding or separate, soft-capped for Gemma 2). Named after the
+//! architecture the other families vary; what varies is read from the
+//! config's [`crate::pretrained::family::Arch`].
 //!
 //! All base weights are frozen constants (plain tensors inside the module:
 //! no gradient, invisible to optimizers); adapters plug in through the

@@ -1,5 +1,7 @@
-//! The Burn Llama-family decoder (SmolLM2 and relatives), generic over the
-//! backend, and what plugs into it.
+//! The Burn decoder of every family peftc trains (Llama and SmolLM2,
+//! Mistral, Qwen2, Gemma 1/2/3, Phi-3: what differs is resolved into
+//! [`crate::pretrained::family::Arch`] at load), generic over the backend,
+//! and what plugs into it.
 //!
 //! Enters: a [`crate::pretrained::weights::LoadedModel`] (or a random one of
 //! a config's shapes). Leaves: [`Llama`] — hidden states and the frozen head
