@@ -1,12 +1,15 @@
 //! The text tokenizer: an HF `tokenizers::Tokenizer` built from a model's
-//! [`TokenizerSource`] — a `tokenizer.json`, or the byte-level BPE vocabulary
-//! and merges embedded in a GGUF (`tokenizer.ggml.model = "gpt2"`).
+//! [`TokenizerSource`] — a `tokenizer.json`, the byte-level BPE vocabulary
+//! and merges embedded in a GGUF (`tokenizer.ggml.model = "gpt2"`), or the
+//! SentencePiece vocabulary of a Gemma GGUF (`tokenizer.ggml.model =
+//! "llama"`).
 //!
 //! For GGUF sources the tokenizer mirrors what HF transformers builds from
-//! the same file (see `shared/reference/smollm2-135m-tokenizer.json`): BPE
-//! with the GGUF vocabulary and merges, a ByteLevel pre-tokenizer (GPT-2
+//! the same file. `gpt2` (see `shared/reference/smollm2-135m-tokenizer.json`):
+//! BPE with the GGUF vocabulary and merges, a ByteLevel pre-tokenizer (GPT-2
 //! regex, no prefix space), a ByteLevel decoder, no normalizer, control
 //! tokens (`token_type` 3) as special added tokens, and no post-processing.
+//! `llama` on a Gemma architecture: see [`gguf_sentencepiece_json`].
 //!
 //! Encoding is text-only: [`Tokenizer::encode`] adds no special tokens;
 //! callers append eos themselves.
@@ -29,6 +32,18 @@ use crate::pretrained::weights::{LoadedModel, TokenizerSource};
 /// does; any other value is an error (llama.cpp's other pre-tokenizers use
 /// different regexes).
 pub const SUPPORTED_PRE: &[&str] = &["smollm", "gpt-2"];
+
+/// `tokenizer.ggml.model` values peftc builds a tokenizer from: `gpt2`
+/// (byte-level BPE) and `llama` (SentencePiece BPE, for the architectures
+/// in [`SENTENCEPIECE_ARCHS`]).
+pub const SUPPORTED_GGUF_MODELS: &[&str] = &["gpt2", "llama"];
+
+/// `general.architecture` values whose SentencePiece (`llama`) vocabulary
+/// peftc builds: transformers' `gemma_tokenizer`, whose merges follow token
+/// order. For other architectures transformers ranks the merges by
+/// `tokenizer.ggml.scores` and adds a prefix space (`LlamaTokenizer`, Phi-3's
+/// normalizer), which peftc does not implement.
+pub const SENTENCEPIECE_ARCHS: &[&str] = &["gemma", "gemma2", "gemma3"];
 
 /// GGUF `token_type` values (llama.cpp `llama_token_type`).
 const TOKEN_TYPE_UNKNOWN: i32 = 2;
@@ -76,6 +91,12 @@ impl Tokenizer {
             TokenizerSource::Json(json) => Ok(Tokenizer { inner: parse_json(json)?, bos_id: None, eos_id: None }),
             TokenizerSource::GgufBpe { model, pre, tokens, merges, token_types, bos_id, eos_id } => {
                 let json = gguf_bpe_json(model, pre.as_deref(), tokens, merges, token_types)?;
+                let inner: tokenizers::Tokenizer = serde_json::from_value(json).map_err(|e| anyhow!("building the GGUF tokenizer: {e}"))?;
+                Ok(Tokenizer { inner, bos_id: *bos_id, eos_id: *eos_id })
+            }
+            TokenizerSource::GgufSentencePiece { architecture, tokens, token_types, bos_id, eos_id, unk_id, pad_id, add_space_prefix } => {
+                let special = SpecialIds { bos: *bos_id, eos: *eos_id, unk: *unk_id, pad: *pad_id };
+                let json = gguf_sentencepiece_json(architecture, tokens, token_types, special, *add_space_prefix)?;
                 let inner: tokenizers::Tokenizer = serde_json::from_value(json).map_err(|e| anyhow!("building the GGUF tokenizer: {e}"))?;
                 Ok(Tokenizer { inner, bos_id: *bos_id, eos_id: *eos_id })
             }
@@ -221,6 +242,194 @@ pub fn gguf_bpe_json(model: &str, pre: Option<&str>, tokens: &[String], merges: 
             "ignore_merges": false,
             "vocab": vocab,
             "merges": pairs
+        }
+    }))
+}
+
+/// The special token ids a GGUF names (`tokenizer.ggml.*_token_id`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpecialIds {
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub unk: Option<u32>,
+    pub pad: Option<u32>,
+}
+
+impl SpecialIds {
+    fn keyed(self) -> [(&'static str, Option<u32>); 4] {
+        [
+            ("tokenizer.ggml.bos_token_id", self.bos),
+            ("tokenizer.ggml.eos_token_id", self.eos),
+            ("tokenizer.ggml.unknown_token_id", self.unk),
+            ("tokenizer.ggml.padding_token_id", self.pad),
+        ]
+    }
+}
+
+/// The special tokens transformers' `GemmaTokenizer` registers by name.
+const GEMMA_SPECIAL_NAMES: [&str; 5] = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"];
+
+/// Python's `str.isspace`: Unicode `White_Space` plus the ASCII information
+/// separators U+001C..U+001F (which Python counts as whitespace, Rust not).
+fn python_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// How transformers' `gemma_tokenizer` spells a GGUF token in the BPE
+/// vocabulary: a token of whitespace containing a space (llama.cpp's
+/// converter writes Gemma's `▁▁`… user-defined tokens with real spaces)
+/// becomes as many `▁` as it has characters; `None` when kept as is.
+fn gemma_respelling(token: &str) -> Option<String> {
+    (token.contains(' ') && token.chars().all(python_isspace)).then(|| "\u{2581}".repeat(token.chars().count()))
+}
+
+/// The `tokenizer.json` document for a GGUF SentencePiece (`llama`)
+/// vocabulary of a Gemma architecture, equal to what transformers 5 builds
+/// from the same file (`integrations/gguf`, `gemma_tokenizer` and
+/// `add_gguf_special_tokens`):
+///
+/// - vocabulary: the GGUF tokens by id, a token of whitespace containing a
+///   space respelled as that many `▁` ("  " → "▁▁");
+/// - merges (the file has none): every split of a token into two
+///   vocabulary tokens, ranked by the merged token's id (lower first), then
+///   the longer left part first — transformers' `generate_merges` with
+///   score −id (Gemma's scores do not follow its merge order);
+/// - BPE with byte fallback (`<0x00>`..`<0xFF>` are ordinary vocabulary
+///   entries), fused unknowns, `unk_token` the GGUF's unknown token;
+/// - normalizer `Replace(" " → "▁")` with no prefix space; the
+///   pre-tokenizer `Split(" ", MergedWithPrevious)` transformers sets (a
+///   no-op after the normalizer); decoder `▁` → " ", byte fallback, fuse;
+/// - added tokens, matched whole before the model (`normalized: false`):
+///   user-defined tokens (type 4) except the respelled space runs (which go
+///   through BPE) as non-special; as special the control tokens (type 3),
+///   and, unless user-defined, the tokens of the file's bos/eos/unk/pad ids
+///   and those named like `GemmaTokenizer`'s defaults (`<pad>` `<eos>`
+///   `<bos>` `<unk>` `<mask>`) — which makes e.g. a `<unk>` of type 2
+///   special, as transformers does (it also appends a default name missing
+///   from the vocabulary as a new token, which peftc does not: the model
+///   has no row for it);
+/// - no post-processor: peftc encodes without special tokens and adds BOS
+///   itself.
+///
+/// Refused: other architectures (whose SentencePiece tokenizers differ in
+/// transformers), and `add_space_prefix = true` (llama.cpp would prepend a
+/// space, transformers' Gemma tokenizer would not, so no choice matches
+/// both).
+pub fn gguf_sentencepiece_json(
+    architecture: &str,
+    tokens: &[String],
+    token_types: &[i32],
+    special: SpecialIds,
+    add_space_prefix: bool,
+) -> Result<Value> {
+    if !SENTENCEPIECE_ARCHS.contains(&architecture) {
+        bail!(
+            "unsupported GGUF tokenizer: a SentencePiece vocabulary (`tokenizer.ggml.model = llama`) is built for architectures {} \
+             (merges in token order), not `{architecture}` (transformers ranks its merges by tokenizer.ggml.scores); supply an HF \
+             directory with tokenizer.json instead",
+            SENTENCEPIECE_ARCHS.join(", ")
+        );
+    }
+    if add_space_prefix {
+        bail!(
+            "unsupported GGUF tokenizer: `tokenizer.ggml.add_space_prefix = true` on a {architecture} SentencePiece vocabulary \
+             (llama.cpp would prepend a space, transformers' Gemma tokenizer does not); supply an HF directory with tokenizer.json instead"
+        );
+    }
+    if token_types.len() != tokens.len() {
+        bail!("{} token types for {} tokens", token_types.len(), tokens.len());
+    }
+    let respelled: Vec<Option<String>> = tokens.iter().map(|t| gemma_respelling(t)).collect();
+    // Each token as the vocabulary spells it.
+    let spelled: Vec<&str> = respelled.iter().zip(tokens).map(|(r, t)| r.as_deref().unwrap_or(t)).collect();
+    let mut ids: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(tokens.len());
+    for (id, &token) in spelled.iter().enumerate() {
+        if let Some(first) = ids.insert(token, id) {
+            bail!("token {id} `{}` duplicates token {first} in tokenizer.ggml.tokens (as the vocabulary spells it)", tokens[id]);
+        }
+    }
+    // Ranked as transformers sorts them: merged id ascending, then the
+    // longer left part first (the split point moving left).
+    let mut merges = Vec::new();
+    for &token in &spelled {
+        for (at, _) in token.char_indices().rev() {
+            if at == 0 {
+                continue;
+            }
+            let (left, right) = token.split_at(at);
+            if ids.contains_key(left) && ids.contains_key(right) {
+                merges.push(Value::Array(vec![Value::String(left.to_string()), Value::String(right.to_string())]));
+            }
+        }
+    }
+    let mut vocab = Map::with_capacity(tokens.len());
+    for (id, &token) in spelled.iter().enumerate() {
+        vocab.insert(token.to_string(), json!(id));
+    }
+    let mut named = vec![false; tokens.len()];
+    for (key, id) in special.keyed() {
+        if let Some(id) = id {
+            let slot = named.get_mut(id as usize).ok_or_else(|| anyhow!("{key} {id} is outside the {} tokens", tokens.len()))?;
+            *slot = true;
+        }
+    }
+    for name in GEMMA_SPECIAL_NAMES {
+        if let Some(&id) = ids.get(name) {
+            named[id] = true;
+        }
+    }
+    // transformers' BPE `unk_token` is `<unk>` whatever the file says; the
+    // file's unknown token where it names one (the same for Gemma files).
+    let unk_token = special.unk.map_or("<unk>", |id| spelled[id as usize]).to_string();
+    let added: Vec<Value> = token_types
+        .iter()
+        .enumerate()
+        .filter_map(|(id, &t)| {
+            let special = match t {
+                TOKEN_TYPE_USER_DEFINED if respelled[id].is_some() => return None,
+                TOKEN_TYPE_USER_DEFINED => false,
+                TOKEN_TYPE_CONTROL => true,
+                _ if named[id] => true,
+                _ => return None,
+            };
+            Some(json!({
+                "id": id,
+                "content": tokens[id],
+                "single_word": false,
+                "lstrip": false,
+                "rstrip": false,
+                "normalized": false,
+                "special": special,
+            }))
+        })
+        .collect();
+    Ok(json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"},
+        "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false},
+        "post_processor": null,
+        "decoder": {
+            "type": "Sequence",
+            "decoders": [
+                {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
+                {"type": "ByteFallback"},
+                {"type": "Fuse"}
+            ]
+        },
+        "model": {
+            "type": "BPE",
+            "dropout": null,
+            "unk_token": unk_token,
+            "continuing_subword_prefix": null,
+            "end_of_word_suffix": null,
+            "fuse_unk": true,
+            "byte_fallback": true,
+            "ignore_merges": false,
+            "vocab": vocab,
+            "merges": merges
         }
     }))
 }

@@ -96,12 +96,14 @@ impl TensorData {
 pub type TensorStore = BTreeMap<String, TensorData>;
 
 /// Tokenizer material carried by a model file, enough to build an HF
-/// `tokenizers::Tokenizer` (byte-level BPE for the GGUF `gpt2` model).
+/// `tokenizers::Tokenizer` (byte-level BPE for the GGUF `gpt2` model,
+/// SentencePiece BPE for the GGUF `llama` model of Gemma files).
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenizerSource {
     /// A serialized HF `tokenizer.json`.
     Json(String),
-    /// The vocabulary and merges embedded in a GGUF file.
+    /// The byte-level BPE vocabulary and merges embedded in a GGUF file
+    /// (`tokenizer.ggml.model = "gpt2"`).
     GgufBpe {
         model: String,
         pre: Option<String>,
@@ -110,6 +112,26 @@ pub enum TokenizerSource {
         token_types: Vec<i32>,
         bos_id: Option<u32>,
         eos_id: Option<u32>,
+    },
+    /// The SentencePiece vocabulary embedded in a GGUF file
+    /// (`tokenizer.ggml.model = "llama"`), as Gemma files carry it: no
+    /// merges (they are implied by the token order) and no scores (which
+    /// transformers does not use for Gemma).
+    GgufSentencePiece {
+        /// The file's `general.architecture`: transformers builds a
+        /// SentencePiece vocabulary per architecture, and peftc only the
+        /// Gemma one (see `tokenizer::SENTENCEPIECE_ARCHS`).
+        architecture: String,
+        tokens: Vec<String>,
+        token_types: Vec<i32>,
+        bos_id: Option<u32>,
+        eos_id: Option<u32>,
+        /// `tokenizer.ggml.unknown_token_id`.
+        unk_id: Option<u32>,
+        /// `tokenizer.ggml.padding_token_id`.
+        pad_id: Option<u32>,
+        /// `tokenizer.ggml.add_space_prefix` (false when absent).
+        add_space_prefix: bool,
     },
 }
 

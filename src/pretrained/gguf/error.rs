@@ -26,6 +26,7 @@ pub enum GgufError {
     UnsupportedArchitecture { arch: String },
     UnexpectedTensor { name: String, arch: String, why: String },
     BadConfig { message: String },
+    UnsupportedTokenizer { model: String, supported: &'static [&'static str] },
 }
 
 impl fmt::Display for GgufError {
@@ -61,6 +62,11 @@ impl fmt::Display for GgufError {
             }
             GgufError::UnexpectedTensor { name, arch, why } => write!(f, "unexpected tensor `{name}` for a {arch} model ({why})"),
             GgufError::BadConfig { message } => write!(f, "invalid model configuration: {message}"),
+            GgufError::UnsupportedTokenizer { model, supported } => write!(
+                f,
+                "unsupported GGUF tokenizer `tokenizer.ggml.model = {model}` (peftc builds: {}); supply an HF directory with tokenizer.json instead",
+                supported.join(", ")
+            ),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::pretrained::family::{self, Arch, Family, LayerKind, expected_shapes};
 use crate::pretrained::rope_scaling::RopeScaling;
+use crate::pretrained::tokenizer::SUPPORTED_GGUF_MODELS;
 use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorStore, TokenizerSource};
 
 use super::error::{GgufError, Result};
@@ -309,7 +310,10 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     Ok(config)
 }
 
-/// The tokenizer material embedded in the GGUF (`tokenizer.ggml.*`), if any.
+/// The tokenizer material embedded in the GGUF (`tokenizer.ggml.*`), if any:
+/// [`TokenizerSource::GgufBpe`] for `tokenizer.ggml.model = "gpt2"`,
+/// [`TokenizerSource::GgufSentencePiece`] for `"llama"`; any other model is
+/// an error naming the supported ones.
 pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<Option<TokenizerSource>> {
     let Some(model) = g.get("tokenizer.ggml.model") else {
         return Ok(None);
@@ -318,12 +322,14 @@ pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<Option<TokenizerSource>> {
         .as_str()
         .ok_or_else(|| GgufError::WrongKeyType { key: "tokenizer.ggml.model".into(), expected: "string", found: model.type_name() })?
         .to_string();
+    if !SUPPORTED_GGUF_MODELS.contains(&model.as_str()) {
+        return Err(GgufError::UnsupportedTokenizer { model, supported: SUPPORTED_GGUF_MODELS });
+    }
     let pre = match g.get("tokenizer.ggml.pre") {
         None => None,
         Some(_) => Some(g.get_str("tokenizer.ggml.pre")?.to_string()),
     };
     let tokens = g.get_str_array("tokenizer.ggml.tokens")?;
-    let merges = if g.get("tokenizer.ggml.merges").is_some() { g.get_str_array("tokenizer.ggml.merges")? } else { Vec::new() };
     let token_types = match g.get("tokenizer.ggml.token_type") {
         None => vec![1; tokens.len()],
         Some(v) => {
@@ -338,6 +344,27 @@ pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<Option<TokenizerSource>> {
         }
     };
     let id = |k: &str| g.get(k).and_then(MetaValue::as_u64).and_then(|v| u32::try_from(v).ok());
+    if model == "llama" {
+        let add_space_prefix = match g.get("tokenizer.ggml.add_space_prefix") {
+            None => false,
+            Some(v) => v.as_bool().ok_or_else(|| GgufError::WrongKeyType {
+                key: "tokenizer.ggml.add_space_prefix".into(),
+                expected: "bool",
+                found: v.type_name(),
+            })?,
+        };
+        return Ok(Some(TokenizerSource::GgufSentencePiece {
+            architecture: g.get_str("general.architecture")?.to_string(),
+            tokens,
+            token_types,
+            bos_id: id("tokenizer.ggml.bos_token_id"),
+            eos_id: id("tokenizer.ggml.eos_token_id"),
+            unk_id: id("tokenizer.ggml.unknown_token_id"),
+            pad_id: id("tokenizer.ggml.padding_token_id"),
+            add_space_prefix,
+        }));
+    }
+    let merges = if g.get("tokenizer.ggml.merges").is_some() { g.get_str_array("tokenizer.ggml.merges")? } else { Vec::new() };
     Ok(Some(TokenizerSource::GgufBpe {
         model,
         pre,
@@ -469,14 +496,33 @@ pub fn gguf_writer_for(model: &LoadedModel, ty: GgmlType) -> GgufWriter {
         w.meta_u32(&format!("{a}.attention.key_length"), c.head_dim as u32);
         w.meta_u32(&format!("{a}.attention.value_length"), c.head_dim as u32);
     }
-    if let Some(TokenizerSource::GgufBpe { model: m, pre, tokens, merges, token_types, .. }) = &model.tokenizer {
-        w.meta_str("tokenizer.ggml.model", m);
-        if let Some(pre) = pre {
-            w.meta_str("tokenizer.ggml.pre", pre);
+    match &model.tokenizer {
+        Some(TokenizerSource::GgufBpe { model: m, pre, tokens, merges, token_types, .. }) => {
+            w.meta_str("tokenizer.ggml.model", m);
+            if let Some(pre) = pre {
+                w.meta_str("tokenizer.ggml.pre", pre);
+            }
+            w.meta_str_array("tokenizer.ggml.tokens", tokens);
+            w.meta("tokenizer.ggml.token_type", MetaValue::Array(5, token_types.iter().map(|&t| MetaValue::I32(t)).collect()));
+            w.meta_str_array("tokenizer.ggml.merges", merges);
         }
-        w.meta_str_array("tokenizer.ggml.tokens", tokens);
-        w.meta("tokenizer.ggml.token_type", MetaValue::Array(5, token_types.iter().map(|&t| MetaValue::I32(t)).collect()));
-        w.meta_str_array("tokenizer.ggml.merges", merges);
+        Some(TokenizerSource::GgufSentencePiece { tokens, token_types, unk_id, pad_id, add_space_prefix, .. }) => {
+            // The architecture is the config's (`general.architecture`
+            // above). Scores as llama.cpp's converter requires them; peftc
+            // and transformers rank Gemma's merges by token order, so -id.
+            w.meta_str("tokenizer.ggml.model", "llama");
+            w.meta_str("tokenizer.ggml.pre", "default");
+            w.meta_str_array("tokenizer.ggml.tokens", tokens);
+            w.meta("tokenizer.ggml.scores", MetaValue::Array(6, (0..tokens.len()).map(|id| MetaValue::F32(-(id as f32))).collect()));
+            w.meta("tokenizer.ggml.token_type", MetaValue::Array(5, token_types.iter().map(|&t| MetaValue::I32(t)).collect()));
+            for (key, id) in [("tokenizer.ggml.unknown_token_id", unk_id), ("tokenizer.ggml.padding_token_id", pad_id)] {
+                if let Some(id) = id {
+                    w.meta_u32(key, *id);
+                }
+            }
+            w.meta("tokenizer.ggml.add_space_prefix", MetaValue::Bool(*add_space_prefix));
+        }
+        Some(TokenizerSource::Json(_)) | None => {}
     }
     if let Some(bos) = c.bos_token_id {
         w.meta_u32("tokenizer.ggml.bos_token_id", bos);

@@ -126,3 +126,49 @@ pub fn tiny_bpe_source(pre: Option<&str>) -> TokenizerSource {
         eos_id: Some(2),
     }
 }
+
+/// A tiny SentencePiece (GGUF `llama`, Gemma 3) tokenizer source of 28
+/// tokens; the merges are implied by the token order (a token's splits into
+/// two vocabulary tokens, lower merged id first, longer left part first):
+///
+/// | id | token | type | | id | token | type |
+/// |----|-------|------|-|----|-------|------|
+/// | 0 | `<pad>` | control | | 14..18 | `h e l o t` | normal |
+/// | 1 | `<eos>` | control | | 19 | `he` = h+e | normal |
+/// | 2 | `<bos>` | control | | 20 | `▁t` = ▁+t | normal |
+/// | 3 | `<unk>` | unknown | | 21 | `▁the` = ▁t+he | normal |
+/// | 4 | `<start_of_turn>` | control | | 22 | `ll` = l+l | normal |
+/// | 5 | `\n` | user-defined | | 23 | `hell` = he+ll | normal |
+/// | 6 | `"  "` (→ `▁▁` = ▁+▁) | user-defined | | 24 | `hello` = hell+o | normal |
+/// | 7, 8, 9 | `<0xC3> <0xA9> <0x21>` | byte | | 25 | `ab` = a+b | normal |
+/// | 10 | `▁` | normal | | 26 | `"   "` (→ `▁▁▁` = ▁▁+▁, ▁+▁▁) | user-defined |
+/// | 11, 12, 13 | `a b c` | normal | | 27 | `bc` = b+c | normal |
+pub fn tiny_spm_source() -> TokenizerSource {
+    let mut tokens: Vec<String> = Vec::new();
+    let mut types = Vec::new();
+    let mut add = |t: &str, ty: i32| {
+        tokens.push(t.to_string());
+        types.push(ty);
+    };
+    for (t, ty) in [("<pad>", 3), ("<eos>", 3), ("<bos>", 3), ("<unk>", 2), ("<start_of_turn>", 3), ("\n", 4), ("  ", 4)] {
+        add(t, ty);
+    }
+    for t in ["<0xC3>", "<0xA9>", "<0x21>"] {
+        add(t, 6);
+    }
+    for t in ["▁", "a", "b", "c", "h", "e", "l", "o", "t", "he", "▁t", "▁the", "ll", "hell", "hello", "ab"] {
+        add(t, 1);
+    }
+    add("   ", 4);
+    add("bc", 1);
+    TokenizerSource::GgufSentencePiece {
+        architecture: "gemma3".into(),
+        tokens,
+        token_types: types,
+        bos_id: Some(2),
+        eos_id: Some(1),
+        unk_id: Some(3),
+        pad_id: Some(0),
+        add_space_prefix: false,
+    }
+}
