@@ -419,3 +419,103 @@ fn unimplemented_gguf_settings_are_refused_by_name() {
     });
     assert!(err.contains("RoPE frequency factor 0 is not a positive number"), "{err}");
 }
+
+/// The families' own settings peftc does not implement are refused by name
+/// too, starting from the tiny fixtures' transformers-5 configs.
+#[test]
+fn family_settings_peftc_does_not_implement_are_refused_by_name() {
+    let fixture = |name: &str| -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/models/tiny-{name}/config.json"));
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        (
+            "gemma3",
+            "hidden_activation",
+            json!("silu"),
+            "`hidden_activation: \"silu\"` is not supported (Gemma's MLP uses gelu_pytorch_tanh)",
+        ),
+        ("gemma", "hidden_act", json!("relu"), "`hidden_act: \"relu\"` is not supported (Gemma's MLP uses gelu_pytorch_tanh)"),
+        ("qwen2", "hidden_act", json!("gelu"), "`hidden_act: \"gelu\"` is not supported (this family's MLP uses silu)"),
+        (
+            "mistral",
+            "layer_types",
+            json!(["sliding_attention", "full_attention"]),
+            "is not supported for `mistral` (transformers ignores it and gives every layer sliding_attention)",
+        ),
+        ("gemma2", "sliding_window", Value::Null, "sliding layers in `layer_types` need a `sliding_window`"),
+        ("gemma2", "layer_types", json!(["sliding_attention"]), "`layer_types` has 1 entries for 2 layers"),
+        (
+            "gemma2",
+            "layer_types",
+            json!(["chunked_attention", "full_attention"]),
+            "layer type \"chunked_attention\" in `layer_types` is not supported",
+        ),
+        ("gemma2", "attn_logit_softcapping", json!(-1.0), "`attn_logit_softcapping` must be a positive number"),
+        ("gemma3", "use_bidirectional_attention", json!(true), "`use_bidirectional_attention: true` is not supported"),
+        (
+            "gemma3",
+            "rope_parameters",
+            json!({"full_attention": {"rope_type": "default", "rope_theta": 1e6}, "sliding_attention": {"rope_type": "linear", "factor": 8.0}}),
+            "`rope_parameters.sliding_attention.rope_type: \"linear\"` is not supported",
+        ),
+        (
+            "gemma3",
+            "rope_parameters",
+            json!({"sliding_attention": {"rope_type": "default"}}),
+            "`rope_parameters` has no `full_attention` section",
+        ),
+        ("gemma3", "bos_token_id", Value::Null, "`gemma3` starts every sequence with BOS, but `bos_token_id` is missing"),
+        (
+            "phi3",
+            "rope_parameters",
+            json!({"rope_type": "longrope", "rope_theta": 10000.0}),
+            "`rope_parameters.rope_type: \"longrope\"` is not supported",
+        ),
+        ("phi3", "resid_pdrop", json!(0.1), "`resid_pdrop: 0.1` is not supported (peftc trains without dropout)"),
+        ("qwen2", "architectures", json!(["LlamaForCausalLM"]), "(peftc implements Qwen2ForCausalLM for `qwen2`)"),
+    ];
+    for (family, key, value, want) in cases {
+        let mut v = fixture(family);
+        v[key] = value.clone();
+        let err = format!("{:#}", config_from_json(&v).unwrap_err());
+        assert!(err.contains(want), "{family}: {key} = {value}: {err}");
+    }
+    // Every fixture config itself loads, and a 4.x-style Gemma 3 config
+    // (`rope_theta` + `rope_local_base_freq`) equals its 5.x form.
+    for family in ["llama", "llama3", "gemma", "gemma2", "gemma3", "qwen2", "mistral", "phi3"] {
+        config_from_json(&fixture(family)).unwrap();
+    }
+    let v5 = fixture("gemma3");
+    let mut v4 = v5.clone();
+    let o = v4.as_object_mut().unwrap();
+    o.remove("rope_parameters");
+    o.insert("rope_theta".into(), json!(1e6));
+    o.insert("rope_local_base_freq".into(), json!(10000.0));
+    assert_eq!(config_from_json(&v4).unwrap(), config_from_json(&v5).unwrap());
+    // Missing keys take transformers' per-family defaults: Gemma 2's caps
+    // 50 / 30 and scalar 256; Mistral's window 4096 on every layer.
+    let mut g2 = fixture("gemma2");
+    for key in ["attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar"] {
+        g2.as_object_mut().unwrap().remove(key);
+    }
+    let a = config_from_json(&g2).unwrap().arch;
+    assert_eq!((a.attn_softcap, a.final_softcap, a.query_pre_attn_scalar), (Some(50.0), Some(30.0), Some(256.0)));
+    let mut m = fixture("mistral");
+    m.as_object_mut().unwrap().remove("sliding_window");
+    assert_eq!(config_from_json(&m).unwrap().arch.sliding_window, Some(4096));
+}
+
+#[test]
+fn phi3_longrope_factors_in_a_gguf_are_refused_by_name() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-phi3.gguf");
+    let phi3 = load_model(&path).unwrap();
+    let mut w = gguf_writer_for(&phi3, GgmlType::F32);
+    w.tensor("rope_factors_long.weight", &[8], GgmlType::F32, &[1.0; 8]);
+    let g = peftc::pretrained::gguf::GgufFile::from_bytes(w.to_bytes()).unwrap();
+    let err = peftc::pretrained::gguf::llama::loaded_from_gguf(&g, 1).unwrap_err().to_string();
+    assert!(
+        err.contains("unexpected tensor `rope_factors_long.weight` for a phi3 model (peftc's phi3 model has no such parameter)"),
+        "{err}"
+    );
+}

@@ -341,6 +341,7 @@ fn tiny_sentencepiece_encodes_and_decodes_by_hand() {
 fn sentencepiece_source_round_trips_through_a_gguf() {
     let mut model = tiny_model(tiny_config(true), 7);
     model.config.architecture = "gemma3".into();
+    model.config.arch = peftc::pretrained::family::Family::Gemma3.base_arch();
     // The writer takes the special ids from the config.
     (model.config.bos_token_id, model.config.eos_token_id) = (Some(2), 1);
     model.tokenizer = Some(tiny_spm_source());
