@@ -458,6 +458,9 @@ pub fn config_to_json(c: &ModelConfig) -> Result<Value> {
         "tie_word_embeddings": c.tie_word_embeddings,
         "bos_token_id": c.bos_token_id,
         "eos_token_id": c.eos_token_id,
+        // The forward never reads it; transformers' defaults (Phi-3: 32000)
+        // can lie outside a small vocabulary, which its embedding refuses.
+        "pad_token_id": null,
     });
     if family != Family::Qwen2 {
         v["attention_bias"] = json!(false);
