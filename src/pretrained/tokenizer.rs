@@ -205,17 +205,7 @@ pub fn gguf_bpe_json(model: &str, pre: Option<&str>, tokens: &[String], merges: 
         .iter()
         .enumerate()
         .filter(|(_, t)| matches!(**t, TOKEN_TYPE_UNKNOWN | TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED))
-        .map(|(id, &t)| {
-            json!({
-                "id": id,
-                "content": tokens[id],
-                "single_word": false,
-                "lstrip": false,
-                "rstrip": false,
-                "normalized": false,
-                "special": t != TOKEN_TYPE_USER_DEFINED,
-            })
-        })
+        .map(|(id, &t)| added_token(id, &tokens[id], t != TOKEN_TYPE_USER_DEFINED))
         .collect();
     Ok(json!({
         "version": "1.0",
@@ -392,15 +382,7 @@ pub fn gguf_sentencepiece_json(
                 _ if named[id] => true,
                 _ => return None,
             };
-            Some(json!({
-                "id": id,
-                "content": tokens[id],
-                "single_word": false,
-                "lstrip": false,
-                "rstrip": false,
-                "normalized": false,
-                "special": special,
-            }))
+            Some(added_token(id, &tokens[id], special))
         })
         .collect();
     Ok(json!({
@@ -432,4 +414,18 @@ pub fn gguf_sentencepiece_json(
             "merges": merges
         }
     }))
+}
+
+/// An entry of tokenizer.json's `added_tokens`: matched whole, before
+/// normalization, never stripped.
+fn added_token(id: usize, content: &str, special: bool) -> Value {
+    json!({
+        "id": id,
+        "content": content,
+        "single_word": false,
+        "lstrip": false,
+        "rstrip": false,
+        "normalized": false,
+        "special": special,
+    })
 }

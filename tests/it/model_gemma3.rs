@@ -18,7 +18,7 @@ use peftc::pretrained::weights::LoadedModel;
 use peftc::train::evaluate::{EvalPlan, evaluate};
 use serde_json::Value;
 
-use crate::support::reference::{ReferenceExample, check_reference};
+use crate::support::reference::{ReferenceExample, check_reference, ids_of};
 
 type B = NdArray<f32>;
 
@@ -35,10 +35,6 @@ fn load() -> LoadedModel {
 fn reference() -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference/gemma3-270m-gsm8k-base.json");
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
-
-fn ids_of(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
 
 /// Both reference examples in one padded batch: top-5 ids and logits

@@ -12,7 +12,7 @@ use peftc::data::gsm8k::{encode_all, resolve_split};
 use peftc::data::{Example, read_jsonl};
 use peftc::train::evaluate::{EvalPlan, evaluate};
 
-use crate::support::reference::{ReferenceExample, check_reference};
+use crate::support::reference::{ReferenceExample, check_reference, ids_of};
 use peftc::model::Llama;
 use peftc::model::hook::NoAdapter;
 use peftc::pretrained::tokenizer::Tokenizer;
@@ -36,10 +36,6 @@ fn load() -> LoadedModel {
 fn reference() -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/smollm2-135m-gsm8k-base.json");
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
-
-fn ids_of(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
 
 fn test_examples(tok: &Tokenizer, eos: u32, n: usize) -> Vec<Example> {

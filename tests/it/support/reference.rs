@@ -13,6 +13,11 @@ use super::loss::token_nll;
 
 type B = NdArray<f32>;
 
+/// Token ids of a JSON array.
+pub fn ids_of(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
 /// One reference example: its tokens, the top-5 `(id, logit)` at some
 /// positions, and its losses in bits over all predicted tokens and over
 /// the completion.
