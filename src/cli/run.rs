@@ -101,14 +101,9 @@ pub fn cmd_run(args: &RunArgs) -> u8 {
             return 2;
         }
     };
-    let lease = match (args.lease_timeout, LeaseTimes::from_env()) {
-        (Some(s), _) if s.is_finite() && s > 0.0 => LeaseTimes::with_timeout(std::time::Duration::from_secs_f64(s)),
-        (Some(s), _) => {
-            eprintln!("error: --lease-timeout {s} is not a positive number of seconds");
-            return 2;
-        }
-        (None, Ok(t)) => t,
-        (None, Err(e)) => {
+    let lease = match LeaseTimes::from_flag_or_env(args.lease_timeout) {
+        Ok(t) => t,
+        Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }

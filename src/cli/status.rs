@@ -121,19 +121,12 @@ fn runs_of(runs_dir: &Path, plan: &Path) -> Result<Vec<PlannedRun>> {
 
 /// `peftc status`: prints one line per run and a summary; returns the exit code.
 pub fn cmd_status(args: &StatusArgs) -> u8 {
-    let times = match args.lease_timeout {
-        Some(s) if s.is_finite() && s > 0.0 => LeaseTimes::with_timeout(std::time::Duration::from_secs_f64(s)),
-        Some(s) => {
-            eprintln!("error: --lease-timeout {s} is not a positive number of seconds");
+    let times = match LeaseTimes::from_flag_or_env(args.lease_timeout) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
             return 2;
         }
-        None => match LeaseTimes::from_env() {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
-            }
-        },
     };
     let plan = args.plan.clone().unwrap_or_else(|| args.runs_dir.join("plan.json"));
     let runs = match runs_of(&args.runs_dir, &plan) {

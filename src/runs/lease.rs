@@ -50,6 +50,16 @@ impl LeaseTimes {
         LeaseTimes { timeout, heartbeat: (timeout / 10).min(Duration::from_secs(30)).max(Duration::from_millis(50)) }
     }
 
+    /// A `--lease-timeout SECS` flag when given, else [`LeaseTimes::from_env`];
+    /// the error is the message to print.
+    pub fn from_flag_or_env(flag: Option<f64>) -> Result<Self, String> {
+        match flag {
+            Some(s) if s.is_finite() && s > 0.0 => Ok(LeaseTimes::with_timeout(Duration::from_secs_f64(s))),
+            Some(s) => Err(format!("--lease-timeout {s} is not a positive number of seconds")),
+            None => LeaseTimes::from_env().map_err(|e| e.to_string()),
+        }
+    }
+
     /// [`TIMEOUT_ENV`] when set (seconds, e.g. `2` or `0.5`), else the default.
     pub fn from_env() -> Result<Self, LeaseError> {
         match std::env::var(TIMEOUT_ENV) {
@@ -306,6 +316,16 @@ fn modified_age(path: &Path) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_lease_timeout_flag_wins_and_bad_ones_are_named() {
+        let t = super::LeaseTimes::from_flag_or_env(Some(2.0)).unwrap();
+        assert_eq!(t.timeout, std::time::Duration::from_secs(2));
+        for bad in [0.0, -1.0, f64::NAN] {
+            let e = super::LeaseTimes::from_flag_or_env(Some(bad)).unwrap_err();
+            assert!(e.contains("is not a positive number of seconds"), "{e}");
+        }
+    }
+
     use super::*;
 
     fn times(ms: u64) -> LeaseTimes {
