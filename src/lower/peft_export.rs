@@ -180,10 +180,8 @@ pub fn to_peft<B: Backend>(r: &TrainedRun<B>) -> Result<PeftAdapter> {
 fn fuse_for_phi3<B: Backend>(r: &TrainedRun<B>, out: &mut PeftAdapter) -> Result<()> {
     let c = r.model.config();
     let rank = out.rank;
-    let take = |out: &mut PeftAdapter, key: &str| out.tensors.remove(key);
     for l in 0..c.num_layers {
         for (fused, parts) in phi3_fused(c) {
-            let parts: Vec<(&str, usize)> = parts.into_iter().filter(|p| p.1 > 0).collect();
             let module = |p: &str| format!("model.layers.{l}.{p}");
             let key = |p: &str, k: &str| format!("base_model.model.{}.{k}", module(p));
             let present: Vec<usize> = (0..parts.len()).filter(|&i| out.tensors.contains_key(&key(parts[i].0, "lora_A.weight"))).collect();
@@ -200,8 +198,8 @@ fn fuse_for_phi3<B: Backend>(r: &TrainedRun<B>, out: &mut PeftAdapter) -> Result
             for (i, &(part, n)) in parts.iter().enumerate() {
                 let alpha = out.alphas.remove(&module(part));
                 if present.contains(&i) {
-                    let pa = take(out, &key(part, "lora_A.weight")).ok_or_else(|| anyhow!("missing lora_A of {part}"))?;
-                    let pb = take(out, &key(part, "lora_B.weight")).ok_or_else(|| anyhow!("missing lora_B of {part}"))?;
+                    let pa = out.tensors.remove(&key(part, "lora_A.weight")).ok_or_else(|| anyhow!("missing lora_A of {part}"))?;
+                    let pb = out.tensors.remove(&key(part, "lora_B.weight")).ok_or_else(|| anyhow!("missing lora_B of {part}"))?;
                     let scale = alpha.unwrap_or(rank as f64) as f32 / rank as f32;
                     a.extend_from_slice(&pa.data);
                     // pb: [n, rank] → rows offset.., columns col..col+rank.
@@ -211,7 +209,7 @@ fn fuse_for_phi3<B: Backend>(r: &TrainedRun<B>, out: &mut PeftAdapter) -> Result
                         }
                     }
                     col += rank;
-                    if let Some(m) = take(out, &key(part, "lora_magnitude_vector")) {
+                    if let Some(m) = out.tensors.remove(&key(part, "lora_magnitude_vector")) {
                         magnitude.extend(m.data);
                     }
                 } else if out.dora {

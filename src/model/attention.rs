@@ -3,10 +3,11 @@
 //! norms (Gemma 3) and soft-capped scores (Gemma 2).
 
 use burn::prelude::*;
-use burn::tensor::activation::{softmax, tanh};
+use burn::tensor::activation::softmax;
 
 use super::rms_norm::RmsNorm;
 use super::rope::Rope;
+use super::softcap::softcap;
 use crate::lang::target::Target;
 use crate::model::hook::LinearHook;
 use crate::model::precision;
@@ -125,11 +126,7 @@ impl<B: Backend> Attention<B> {
         // In bf16 the scores are cast up for the mask and softmax (f32 `bias`),
         // and the probabilities back down for the product with v.
         let dtype = precision::dtype_of(&v);
-        let mut scores = precision::to_full(q.matmul(k.swap_dims(2, 3)));
-        if let Some(cap) = self.softcap {
-            scores = tanh(scores.div_scalar(cap)).mul_scalar(cap);
-        }
-        let scores = scores.add(bias.clone());
+        let scores = softcap(precision::to_full(q.matmul(k.swap_dims(2, 3))), self.softcap).add(bias.clone());
         let ctx = precision::cast(softmax(scores, 3), dtype).matmul(v);
         let ctx = ctx.reshape([batch, h, seq, hd]).swap_dims(1, 2).reshape([batch, seq, h * hd]);
         hook.linear(layer, Target::O, ctx, &self.wo)

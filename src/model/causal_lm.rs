@@ -30,11 +30,7 @@ pub trait CausalLm<B: Backend> {
         let [b, s, d] = h.dims();
         let (head, _) = self.head();
         let v = head.dims()[1];
-        let z = h.reshape([b * s, d]).matmul(head).reshape([b, s, v]);
-        match self.final_softcap() {
-            Some(cap) => burn::tensor::activation::tanh(z.div_scalar(cap)).mul_scalar(cap),
-            None => z,
-        }
+        crate::model::softcap::softcap(h.reshape([b * s, d]).matmul(head).reshape([b, s, v]), self.final_softcap())
     }
     /// The frozen base weight `[in, out]` of a target linear.
     fn base_weight(&self, layer: usize, target: Target) -> Tensor<B, 2>;

@@ -327,10 +327,7 @@ impl<B: Backend> Llama<B> {
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, seq, d] = hidden.dims();
         let z = hidden.reshape([batch * seq, d]).matmul(self.lm_head.clone()).reshape([batch, seq, self.config.vocab_size]);
-        match self.config.arch.final_softcap {
-            Some(cap) => burn::tensor::activation::tanh(z.div_scalar(cap)).mul_scalar(cap),
-            None => z,
-        }
+        super::softcap::softcap(z, self.config.arch.final_softcap)
     }
 
     /// The output logits' soft-cap `cap · tanh(z / cap)`, if any (Gemma 2).

@@ -21,6 +21,7 @@ pub mod mlp;
 pub mod precision;
 pub mod rms_norm;
 pub mod rope;
+pub mod softcap;
 
 pub use error::ModelError;
 pub use llama::{Llama, LlamaConfig};

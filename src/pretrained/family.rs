@@ -14,7 +14,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::pretrained::weights::ModelConfig;
+use std::borrow::Cow;
+
+use crate::pretrained::weights::{ModelConfig, TensorData, TensorStore};
 
 /// A model family: which checkpoint layout and forward peftc reproduces.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -315,18 +317,50 @@ pub fn expected_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
 
 /// Phi-3's fused projections: `(fused module, [(part module, rows)])`, the
 /// parts' rows stacked in order (q‖k‖v, gate‖up).
-pub fn phi3_fused(c: &ModelConfig) -> [(&'static str, [(&'static str, usize); 3]); 2] {
+pub fn phi3_fused(c: &ModelConfig) -> [(&'static str, Vec<(&'static str, usize)>); 2] {
     let (q, kv, f) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim, c.intermediate_size);
     [
-        ("self_attn.qkv_proj", [("self_attn.q_proj", q), ("self_attn.k_proj", kv), ("self_attn.v_proj", kv)]),
-        ("mlp.gate_up_proj", [("mlp.gate_proj", f), ("mlp.up_proj", f), ("", 0)]),
+        ("self_attn.qkv_proj", vec![("self_attn.q_proj", q), ("self_attn.k_proj", kv), ("self_attn.v_proj", kv)]),
+        ("mlp.gate_up_proj", vec![("mlp.gate_proj", f), ("mlp.up_proj", f)]),
     ]
 }
 
-/// Split Phi-3's fused `qkv_proj` and `gate_up_proj` weights into the
-/// separate projections (exact row slices), so that every target means the
-/// same on every family.
-pub fn split_phi3(c: &ModelConfig, tensors: &mut crate::pretrained::weights::TensorStore) -> Result<(), String> {
+/// The HF tensors of a checkpoint of this config as stored, with their
+/// shapes: [`expected_shapes`], except that Phi-3 keeps q‖k‖v and gate‖up
+/// fused (each fused tensor in the place of its first part).
+pub fn checkpoint_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let shapes = expected_shapes(c);
+    if c.arch.family != Family::Phi3 {
+        return shapes;
+    }
+    // Part weight name → (fused weight name, whether it is the first part, fused rows).
+    let mut parts = std::collections::HashMap::new();
+    for l in 0..c.num_layers {
+        for (fused, ps) in phi3_fused(c) {
+            let rows: usize = ps.iter().map(|p| p.1).sum();
+            for (i, (part, _)) in ps.iter().enumerate() {
+                parts.insert(format!("model.layers.{l}.{part}.weight"), (format!("model.layers.{l}.{fused}.weight"), i == 0, rows));
+            }
+        }
+    }
+    shapes
+        .into_iter()
+        .filter_map(|(name, shape)| match parts.remove(&name) {
+            None => Some((name, shape)),
+            Some((fused, true, rows)) => Some((fused, vec![rows, c.hidden_size])),
+            Some((_, false, _)) => None,
+        })
+        .collect()
+}
+
+/// A checkpoint's tensors in the layout peftc computes with: Phi-3's fused
+/// `qkv_proj` and `gate_up_proj` weights split into the separate
+/// projections (exact row slices), so that every target means the same on
+/// every family; other families' tensors are already in it.
+pub fn to_model_layout(c: &ModelConfig, tensors: &mut TensorStore) -> Result<(), String> {
+    if c.arch.family != Family::Phi3 {
+        return Ok(());
+    }
     let d = c.hidden_size;
     for l in 0..c.num_layers {
         for (fused, parts) in phi3_fused(c) {
@@ -337,10 +371,9 @@ pub fn split_phi3(c: &ModelConfig, tensors: &mut crate::pretrained::weights::Ten
                 return Err(format!("tensor `{name}` has shape {:?}, expected [{rows}, {d}]", t.shape));
             }
             let mut start = 0;
-            for (part, n) in parts.into_iter().filter(|p| p.1 > 0) {
+            for (part, n) in parts {
                 let data = t.data[start * d..(start + n) * d].to_vec();
-                tensors
-                    .insert(format!("model.layers.{l}.{part}.weight"), crate::pretrained::weights::TensorData { shape: vec![n, d], data });
+                tensors.insert(format!("model.layers.{l}.{part}.weight"), TensorData { shape: vec![n, d], data });
                 start += n;
             }
         }
@@ -348,18 +381,19 @@ pub fn split_phi3(c: &ModelConfig, tensors: &mut crate::pretrained::weights::Ten
     Ok(())
 }
 
-/// The inverse of [`split_phi3`]: the tensors with each layer's q/k/v and
-/// gate/up stacked into Phi-3's fused weights.
-pub fn fuse_phi3(
-    c: &ModelConfig,
-    tensors: &crate::pretrained::weights::TensorStore,
-) -> Result<crate::pretrained::weights::TensorStore, String> {
+/// The inverse of [`to_model_layout`]: the tensors as the family's
+/// checkpoints store them (Phi-3's q/k/v and gate/up stacked into its fused
+/// weights; the others borrowed as they are).
+pub fn to_checkpoint_layout<'a>(c: &ModelConfig, tensors: &'a TensorStore) -> Result<Cow<'a, TensorStore>, String> {
+    if c.arch.family != Family::Phi3 {
+        return Ok(Cow::Borrowed(tensors));
+    }
     let mut out = tensors.clone();
     let d = c.hidden_size;
     for l in 0..c.num_layers {
         for (fused, parts) in phi3_fused(c) {
             let mut data = Vec::new();
-            for (part, n) in parts.into_iter().filter(|p| p.1 > 0) {
+            for (part, n) in parts {
                 let name = format!("model.layers.{l}.{part}.weight");
                 let t = out.remove(&name).ok_or_else(|| format!("missing tensor `{name}`"))?;
                 if t.shape != [n, d] {
@@ -368,8 +402,14 @@ pub fn fuse_phi3(
                 data.extend_from_slice(&t.data);
             }
             let rows = data.len() / d;
-            out.insert(format!("model.layers.{l}.{fused}.weight"), crate::pretrained::weights::TensorData { shape: vec![rows, d], data });
+            out.insert(format!("model.layers.{l}.{fused}.weight"), TensorData { shape: vec![rows, d], data });
         }
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
+}
+
+/// Whether an HF tensor is a norm's gain (Gemma's are `w`, applied as
+/// `1 + w`, and stored as `w + 1` in GGUF).
+pub fn is_norm(name: &str) -> bool {
+    name.ends_with("norm.weight")
 }

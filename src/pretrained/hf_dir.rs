@@ -12,7 +12,7 @@ use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::{Value, json};
 
-use crate::pretrained::family::{Activation, Arch, Family, LayerKind, expected_shapes, fuse_phi3, split_phi3};
+use crate::pretrained::family::{Activation, Arch, Family, LayerKind, expected_shapes, to_checkpoint_layout, to_model_layout};
 use crate::pretrained::gguf::llama::{MAX_LAYERS, check_config_bounds};
 use crate::pretrained::rope_scaling::RopeScaling;
 use crate::pretrained::tokenizer::Tokenizer;
@@ -584,9 +584,7 @@ pub fn load_hf_dir(dir: &Path) -> Result<LoadedModel> {
     } else {
         bail!("{}: neither {WEIGHTS_FILE} nor {INDEX_FILE} found", dir.display());
     }
-    if config.arch.family == Family::Phi3 {
-        split_phi3(&config, &mut tensors).map_err(|e| anyhow!("in {}: {e}", dir.display()))?;
-    }
+    to_model_layout(&config, &mut tensors).map_err(|e| anyhow!("in {}: {e}", dir.display()))?;
     if !tensors.contains_key("lm_head.weight") {
         config.tie_word_embeddings = true;
     } else if config.tie_word_embeddings {
@@ -629,14 +627,8 @@ pub fn save_hf_dir(model: &LoadedModel, dir: &Path) -> Result<()> {
     let config = serde_json::to_string_pretty(&config_to_json(&model.config)?)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     // Phi-3 checkpoints hold fused projections: write them as HF does.
-    let fused;
-    let tensors = if model.config.arch.family == Family::Phi3 {
-        fused = fuse_phi3(&model.config, &model.tensors).map_err(|e| anyhow!(e))?;
-        &fused
-    } else {
-        &model.tensors
-    };
-    write_atomic(&dir.join(WEIGHTS_FILE), &safetensors_bytes(tensors)?)?;
+    let tensors = to_checkpoint_layout(&model.config, &model.tensors).map_err(|e| anyhow!(e))?;
+    write_atomic(&dir.join(WEIGHTS_FILE), &safetensors_bytes(&tensors)?)?;
     if let Some(source) = &model.tokenizer {
         let json = match source {
             TokenizerSource::Json(j) => j.clone(),

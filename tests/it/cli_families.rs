@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use peftc::pretrained::family::fuse_phi3;
+use peftc::pretrained::family::to_checkpoint_layout;
 use peftc::pretrained::source::load_model;
 use peftc::pretrained::weights::TensorStore;
 use peftc::runs::metrics::{RunMetrics, RunStatus};
@@ -125,11 +125,8 @@ fn every_family_trains_and_the_fused_and_biased_ones_round_trip() {
         let config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(export_dir.join("adapter_config.json")).unwrap()).unwrap();
         let t = st::load(&export_dir.join("adapter_model.safetensors")).unwrap();
-        let (base_store, merged_store) = if name == "phi3" {
-            (fuse_phi3(&base.config, &base.tensors).unwrap(), fuse_phi3(&merged.config, &merged.tensors).unwrap())
-        } else {
-            (base.tensors.clone(), merged.tensors.clone())
-        };
+        let base_store = to_checkpoint_layout(&base.config, &base.tensors).unwrap();
+        let merged_store = to_checkpoint_layout(&merged.config, &merged.tensors).unwrap();
         let modules: Vec<String> = config["target_modules"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
         let want: Vec<&str> = if name == "phi3" {
             vec!["down_proj", "gate_up_proj", "o_proj", "qkv_proj"]
@@ -143,16 +140,7 @@ fn every_family_trains_and_the_fused_and_biased_ones_round_trip() {
         };
         for l in 0..base.config.num_layers {
             for m in &modules {
-                let part = if m.ends_with("o_proj")
-                    || m.ends_with("qkv_proj")
-                    || m.ends_with("q_proj")
-                    || m.ends_with("k_proj")
-                    || m.ends_with("v_proj")
-                {
-                    "self_attn"
-                } else {
-                    "mlp"
-                };
+                let part = if ["q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj"].contains(&m.as_str()) { "self_attn" } else { "mlp" };
                 let module = format!("model.layers.{l}.{part}.{m}");
                 let rank = pattern("rank_pattern", &module).unwrap_or(r);
                 let alpha = pattern("alpha_pattern", &module).unwrap_or(config["lora_alpha"].as_f64().unwrap());

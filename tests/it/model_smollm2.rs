@@ -63,28 +63,10 @@ fn gguf_tokenizer_reproduces_reference_token_ids() {
 fn reference_logits_and_losses_match_transformers() {
     let loaded = load();
     let model: Llama<B> = Llama::from_loaded(&loaded, &Default::default()).unwrap();
-    let refs: Vec<ReferenceExample> = reference()["examples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| ReferenceExample {
-            example: Example { tokens: ids_of(&e["token_ids"]), prompt_len: e["prompt_tokens"].as_u64().unwrap() as usize },
-            top5: e["positions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| {
-                    let ids = ids_of(&p["top5_ids"]).into_iter().map(|x| x as usize);
-                    (
-                        p["position"].as_u64().unwrap() as usize,
-                        ids.zip(p["top5_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect(),
-                    )
-                })
-                .collect(),
-            bits_all: e["loss_bits_all"].as_f64().unwrap(),
-            bits_completion: e["loss_bits_completion"].as_f64().unwrap(),
-        })
-        .collect();
+    let refs = ReferenceExample::all_from_json(&reference(), |p| {
+        let ids = ids_of(&p["top5_ids"]).into_iter().map(|x| x as usize);
+        ids.zip(p["top5_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect()
+    });
     check_reference(&model, &refs, 1e-2, 1e-3);
 }
 

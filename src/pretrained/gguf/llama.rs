@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::pretrained::family::{self, Arch, Family, LayerKind, expected_shapes};
+use crate::pretrained::family::{self, Arch, Family, LayerKind};
 use crate::pretrained::rope_scaling::RopeScaling;
 use crate::pretrained::tokenizer::SUPPORTED_GGUF_MODELS;
 use crate::pretrained::weights::{LoadedModel, ModelConfig, TensorStore, TokenizerSource};
@@ -30,7 +30,7 @@ pub const ROPE_FREQS: &str = "rope_freqs.weight";
 pub const LLAMA_DEFAULT_FREQ_BASE: f64 = 10_000.0;
 
 /// GGUF name of an HF tensor in the checkpoint layout of `arch`'s family
-/// (Phi-3's fused `qkv_proj` / `gate_up_proj`, see [`checkpoint_shapes`]),
+/// (Phi-3's fused `qkv_proj` / `gate_up_proj`, see [`family::checkpoint_shapes`]),
 /// or `None` for a name the family has no GGUF tensor for.
 pub fn hf_to_gguf_name(arch: &Arch, name: &str) -> Option<String> {
     match name {
@@ -67,32 +67,6 @@ pub fn hf_to_gguf_name(arch: &Arch, name: &str) -> Option<String> {
         _ => return None,
     }
     Some(format!("blk.{layer}.{g}.{kind}"))
-}
-
-/// The HF tensors of a checkpoint of this config as stored (Phi-3 keeps
-/// q‖k‖v and gate‖up fused), with their shapes.
-pub fn checkpoint_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
-    let shapes = expected_shapes(c);
-    if c.arch.family != Family::Phi3 {
-        return shapes;
-    }
-    let d = c.hidden_size;
-    let mut out = Vec::with_capacity(shapes.len());
-    for (name, shape) in shapes {
-        let fused = family::phi3_fused(c).into_iter().find_map(|(fused, parts)| {
-            let layer = name.strip_prefix("model.layers.")?.split_once('.')?.0.to_string();
-            let pos = parts.iter().position(|(p, n)| *n > 0 && name == format!("model.layers.{layer}.{p}.weight"))?;
-            let rows: usize = parts.iter().map(|p| p.1).sum();
-            // The fused tensor takes the place of its first part.
-            Some((pos == 0).then(|| (format!("model.layers.{layer}.{fused}.weight"), vec![rows, d])))
-        });
-        match fused {
-            Some(Some(entry)) => out.push(entry),
-            Some(None) => {}
-            None => out.push((name, shape)),
-        }
-    }
-    out
 }
 
 /// Undo llama.cpp's `LlamaModel.permute` on a `[n_head * head_dim, cols]`
@@ -418,7 +392,7 @@ pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
     let config = config_from_gguf(g)?;
     let arch = config.architecture.clone();
     // GGUF name → (HF name, HF shape) of every tensor this config needs.
-    let expected: std::collections::BTreeMap<String, (String, Vec<usize>)> = checkpoint_shapes(&config)
+    let expected: std::collections::BTreeMap<String, (String, Vec<usize>)> = family::checkpoint_shapes(&config)
         .into_iter()
         .map(|(hf, shape)| (hf_to_gguf_name(&config.arch, &hf).expect("every checkpoint tensor has a GGUF name"), (hf, shape)))
         .collect();
@@ -452,14 +426,12 @@ pub fn loaded_from_gguf(g: &GgufFile, threads: usize) -> Result<LoadedModel> {
         }
         let (hf, _) = expected[&name].clone();
         // llama.cpp stores Gemma's norm gains as `w + 1`; HF's `w` is kept.
-        if offset != 0.0 && data.shape.len() == 1 && !hf.ends_with(".bias") {
+        if family::is_norm(&hf) {
             data.data.iter_mut().for_each(|x| *x -= offset);
         }
         tensors.insert(hf, data);
     }
-    if config.arch.family == Family::Phi3 {
-        family::split_phi3(&config, &mut tensors).map_err(bad_config)?;
-    }
+    family::to_model_layout(&config, &mut tensors).map_err(bad_config)?;
     if config.architecture == "llama" {
         for l in 0..config.num_layers {
             for (proj, heads) in [("q_proj", config.num_heads), ("k_proj", config.num_kv_heads)] {
@@ -541,22 +513,16 @@ pub fn gguf_writer_for(model: &LoadedModel, ty: GgmlType) -> GgufWriter {
     if let Some(factors) = c.rope_scaling.freq_factors(c.rope_theta, c.head_dim) {
         w.tensor(ROPE_FREQS, &[factors.len()], GgmlType::F32, &factors);
     }
-    let fused;
-    let tensors = if c.arch.family == Family::Phi3 {
-        fused = family::fuse_phi3(c, &model.tensors).expect("a Phi-3 model has every projection");
-        &fused
-    } else {
-        &model.tensors
-    };
+    let tensors = family::to_checkpoint_layout(c, &model.tensors).expect("a model has every projection of its config");
     let permute = a == "llama";
     let offset = c.arch.norm_offset();
-    for (name, t) in tensors {
+    for (name, t) in tensors.iter() {
         let Some(gname) = hf_to_gguf_name(&c.arch, name) else { continue };
         let data = if permute && name.ends_with("q_proj.weight") {
             permute_rows(&t.data, c.num_heads, c.hidden_size)
         } else if permute && name.ends_with("k_proj.weight") {
             permute_rows(&t.data, c.num_kv_heads, c.hidden_size)
-        } else if offset != 0.0 && t.shape.len() == 1 && !name.ends_with(".bias") {
+        } else if family::is_norm(name) {
             t.data.iter().map(|x| x + offset).collect()
         } else {
             t.data.clone()

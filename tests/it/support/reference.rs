@@ -28,6 +28,27 @@ pub struct ReferenceExample {
     pub bits_completion: f64,
 }
 
+impl ReferenceExample {
+    /// The `examples` of a reference file: `token_ids`, `prompt_tokens`,
+    /// `loss_bits_all`, `loss_bits_completion`, and `positions`, each entry
+    /// of which `top5` turns into `(position, [(id, logit); 5])` (the two
+    /// reference files spell the top 5 differently).
+    pub fn all_from_json(reference: &serde_json::Value, top5: impl Fn(&serde_json::Value) -> Vec<(usize, f64)>) -> Vec<ReferenceExample> {
+        let num = |v: &serde_json::Value| v.as_f64().unwrap();
+        reference["examples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| ReferenceExample {
+                example: Example { tokens: ids_of(&e["token_ids"]), prompt_len: e["prompt_tokens"].as_u64().unwrap() as usize },
+                top5: e["positions"].as_array().unwrap().iter().map(|p| (p["position"].as_u64().unwrap() as usize, top5(p))).collect(),
+                bits_all: num(&e["loss_bits_all"]),
+                bits_completion: num(&e["loss_bits_completion"]),
+            })
+            .collect()
+    }
+}
+
 /// All examples in one padded batch: the top-5 ids in order and their
 /// logits within `logit_tol`, the losses within `bits_tol`.
 pub fn check_reference(model: &Llama<B>, refs: &[ReferenceExample], logit_tol: f64, bits_tol: f64) {
